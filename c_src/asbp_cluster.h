@@ -1,0 +1,62 @@
+/*
+ * asbp_cluster: what this process knows about one Patroni cluster, kept
+ * per original DataSource (DESIGN.md section 3): the leader last found and
+ * when, the circuit breaker, the members last seen, and counters for the
+ * per-process view.  Pure state: every function takes the time "now" from
+ * its caller (the context's clock), so tests drive it without sleeping.
+ */
+#ifndef ASBP_CLUSTER_H
+#define ASBP_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct asbp_cluster asbp_cluster;
+
+typedef struct asbp_cluster_stats {
+    unsigned long discoveries;     /* API asked */
+    unsigned long api_failures;    /* no endpoint gave a valid answer */
+    unsigned long transitions;     /* valid answer, no usable leader yet */
+    unsigned long leader_changes;  /* a different leader was found */
+    unsigned long failovers;       /* operations that needed a failover */
+    unsigned long retries;         /* operations retried on the same node */
+    unsigned long breaker_skips;   /* API not asked: breaker open */
+} asbp_cluster_stats;
+
+asbp_cluster *asbp_cluster_new(const char *key);
+void asbp_cluster_free(asbp_cluster *c);
+const char *asbp_cluster_key(const asbp_cluster *c);
+
+/* Records a leader found now (resets the breaker). */
+int asbp_cluster_set_leader(asbp_cluster *c, const char *host, int port,
+                            int64_t now_ms);
+/*
+ * The cached leader when it is younger than ttl_ms: returns 1 and fills
+ * host/port/age; else 0.  (A leader is kept after it expired, for the
+ * per-process view: see asbp_cluster_last_leader.)
+ */
+int asbp_cluster_leader(const asbp_cluster *c, int64_t now_ms, int64_t ttl_ms,
+                        const char **host, int *port, int64_t *age_ms);
+int asbp_cluster_last_leader(const asbp_cluster *c, const char **host,
+                             int *port, int64_t *found_at_ms);
+/* Forgets the cached leader (it refused us: not writable or gone). */
+void asbp_cluster_forget_leader(asbp_cluster *c);
+
+/* Members last seen in a valid answer (copied). */
+int asbp_cluster_set_members(asbp_cluster *c, size_t n, const char *const *hosts,
+                             const int *ports, int64_t now_ms);
+size_t asbp_cluster_member_count(const asbp_cluster *c);
+const char *asbp_cluster_member_host(const asbp_cluster *c, size_t i);
+int asbp_cluster_member_port(const asbp_cluster *c, size_t i);
+
+/* Circuit breaker. */
+void asbp_cluster_trip(asbp_cluster *c, int64_t now_ms);
+void asbp_cluster_reset_breaker(asbp_cluster *c);
+/* 1 when open (API must not be asked); remaining_ms filled when open. */
+int asbp_cluster_breaker_open(const asbp_cluster *c, int64_t now_ms,
+                              int64_t delay_ms, int64_t *remaining_ms);
+int64_t asbp_cluster_last_failure(const asbp_cluster *c); /* -1: none */
+
+asbp_cluster_stats *asbp_cluster_stats_of(asbp_cluster *c);
+
+#endif

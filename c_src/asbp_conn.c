@@ -1,0 +1,558 @@
+#include "asbp_conn.h"
+#include "asbp_buf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct prepared_stmt {
+    char *sql;      /* owned */
+    char name[24];
+    int confirmed;  /* the server acknowledged the Prepare */
+} prepared_stmt;
+
+struct asbp_conn {
+    PGconn *pg;              /* owned: PQfinish'ed by asbp_conn_free */
+    pid_t pid;               /* process that opened it */
+    int broken;
+    char *label;             /* owned */
+    char *key;               /* owned: pool key, NULL until set */
+    char server[300];
+    prepared_stmt *stmts;    /* owned */
+    size_t nstmts, capstmts;
+    unsigned long prepares;
+    unsigned long name_seq;  /* never reused within the connection */
+    const asbp_logger *lg;   /* borrowed: the context outlives connections */
+};
+
+static void notice_drop(void *arg, const char *message)
+{
+    asbp_conn *c = arg;
+    (void)message;
+    if (c && c->lg)
+        ASBP_TRACE(c->lg, "pid %ld: notice from %s: %s", (long)getpid(),
+                   c->server, message);
+}
+
+int asbp_conn_wait(asbp_conn *c, int for_read, int for_write,
+                   const asbp_clock *clk, int64_t deadline_ms)
+{
+    struct pollfd pfd;
+    int fd = PQsocket(c->pg);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        int64_t left = deadline_ms - asbp_clock_now_ms(clk);
+        int rc;
+        if (left <= 0)
+            return 0;
+        pfd.fd = fd;
+        pfd.events = (short)((for_read ? POLLIN : 0) | (for_write ? POLLOUT : 0));
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+        if (rc > 0)
+            return 1;
+        if (rc < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/*
+ * libpq's verbose connection errors look like
+ *   connection to server at "h" (1.2.3.4), port 5432 failed: FATAL:  28P01: password ...
+ *   LOCATION:  auth_failed, auth.c:323
+ * Extracts the SQLSTATE and writes a cleaned message (no LOCATION lines,
+ * no SQLSTATE prefix, no trailing newline) into out.
+ */
+static void clean_verbose(const char *in, char *sqlstate, char *out, size_t n)
+{
+    asbp_buf b = ASBP_BUF_INIT;
+    const char *p = in ? in : "";
+    sqlstate[0] = '\0';
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (!(len >= 9 && strncmp(p, "LOCATION:", 9) == 0)) {
+            const char *lvl = NULL;
+            const char *q;
+            for (q = p; q < p + len; q++) {
+                if ((strncmp(q, "FATAL:  ", 8) == 0 || strncmp(q, "ERROR:  ", 8) == 0)
+                    && q + 15 <= p + len) {
+                    lvl = q + 8;
+                    break;
+                }
+            }
+            if (lvl && isalnum((unsigned char)lvl[0]) && lvl[5] == ':' && lvl[6] == ' ') {
+                int ok = 1, i;
+                for (i = 0; i < 5; i++)
+                    if (!isdigit((unsigned char)lvl[i]) && !isupper((unsigned char)lvl[i]))
+                        ok = 0;
+                if (ok) {
+                    if (!sqlstate[0]) {
+                        memcpy(sqlstate, lvl, 5);
+                        sqlstate[5] = '\0';
+                    }
+                    if (b.len)
+                        asbp_buf_puts(&b, "; ");
+                    asbp_buf_append(&b, p, (size_t)(lvl - p));
+                    asbp_buf_append(&b, lvl + 7, len - (size_t)(lvl + 7 - p));
+                    goto next;
+                }
+            }
+            if (len) {
+                if (b.len)
+                    asbp_buf_puts(&b, "; ");
+                asbp_buf_append(&b, p, len);
+            }
+        }
+    next:
+        p = eol ? eol + 1 : p + len;
+    }
+    snprintf(out, n, "%s", asbp_buf_cstr(&b));
+    asbp_buf_free(&b);
+}
+
+static asbp_code connect_error(asbp_conn *c, asbp_err *err)
+{
+    char sqlstate[6];
+    char msg[ASBP_ERR_MSG_MAX];
+    asbp_eclass ec;
+    clean_verbose(PQerrorMessage(c->pg), sqlstate, msg, sizeof msg);
+    if (PQconnectionNeedsPassword(c->pg))
+        ec = ASBP_EC_REPORT;
+    else if (!sqlstate[0])
+        ec = ASBP_EC_FAILOVER;  /* refused, unreachable, not writable ... */
+    else if (sqlstate[0] == '2' && sqlstate[1] == '8')
+        ec = ASBP_EC_REPORT;    /* invalid authorization */
+    else
+        ec = asbp_classify_sqlstate(sqlstate, 0);
+    asbp_err_set(err, ASBP_E_CONNECT, ec, "cannot connect to %s: %s",
+                 c->label, msg[0] ? msg : "unknown error");
+    memcpy(err->sqlstate, sqlstate, sizeof sqlstate);
+    return ASBP_E_CONNECT;
+}
+
+asbp_code asbp_conn_open(const asbp_connparams *p, const asbp_clock *clk,
+                         int64_t deadline_ms, const asbp_logger *lg,
+                         asbp_conn **out, asbp_err *err)
+{
+    asbp_conn *c;
+    asbp_code rc;
+
+    *out = NULL;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    c->pid = getpid();
+    c->lg = lg;
+    c->label = asbp_strdup(p->label ? p->label : "PostgreSQL");
+    if (!c->label) {
+        free(c);
+        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    }
+    ASBP_TRACE(lg, "pid %ld: PQconnectStartParams %s", (long)c->pid, c->label);
+    c->pg = PQconnectStartParams((const char *const *)p->keys,
+                                 (const char *const *)p->values, 0);
+    if (!c->pg) {
+        asbp_conn_free(c);
+        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    }
+    PQsetNoticeProcessor(c->pg, notice_drop, c);
+    PQsetErrorVerbosity(c->pg, PQERRORS_VERBOSE);
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        rc = connect_error(c, err);
+        asbp_conn_free(c);
+        return rc;
+    }
+    for (;;) {
+        PostgresPollingStatusType st = PQconnectPoll(c->pg);
+        int w;
+        if (st == PGRES_POLLING_OK)
+            break;
+        if (st == PGRES_POLLING_FAILED) {
+            rc = connect_error(c, err);
+            ASBP_TRACE(lg, "pid %ld: connect failed: %s", (long)c->pid, err->msg);
+            asbp_conn_free(c);
+            return rc;
+        }
+        w = asbp_conn_wait(c, st == PGRES_POLLING_READING,
+                           st == PGRES_POLLING_WRITING, clk, deadline_ms);
+        if (w <= 0) {
+            asbp_err_set(err, w == 0 ? ASBP_E_TIMEOUT : ASBP_E_CONNECT,
+                         ASBP_EC_FAILOVER, "cannot connect to %s: %s",
+                         c->label, w == 0 ? "timeout expired" : strerror(errno));
+            asbp_conn_free(c);
+            return err->code;
+        }
+    }
+    PQsetErrorVerbosity(c->pg, PQERRORS_DEFAULT);
+    if (PQsetnonblocking(c->pg, 1) != 0) {
+        asbp_err_set(err, ASBP_E_CONNECT, ASBP_EC_FAILOVER,
+                     "cannot connect to %s: cannot make the socket non-blocking",
+                     c->label);
+        asbp_conn_free(c);
+        return ASBP_E_CONNECT;
+    }
+    snprintf(c->server, sizeof c->server, "%s:%s",
+             PQhost(c->pg) ? PQhost(c->pg) : "?", PQport(c->pg) ? PQport(c->pg) : "?");
+    ASBP_TRACE(lg, "pid %ld: connected to %s (%s)", (long)c->pid, c->server, c->label);
+    *out = c;
+    return ASBP_OK;
+}
+
+void asbp_conn_free(asbp_conn *c)
+{
+    size_t i;
+    if (!c)
+        return;
+    if (c->pg) {
+        if (c->pid != getpid()) {
+            /* Another process opened it: make sure PQfinish cannot send its
+             * Terminate message (or a TLS close_notify) on the socket we share
+             * with the parent.  Pointing the descriptor at /dev/null makes
+             * every write fail harmlessly; PQfinish then frees the memory and
+             * closes our copy of the descriptor only. */
+            int fd = PQsocket(c->pg);
+            int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+            if (fd >= 0 && nul >= 0 && dup2(nul, fd) >= 0) {
+                close(nul);
+                PQfinish(c->pg);
+            } else {
+                /* Could not neutralise the socket: leak the handle rather
+                 * than end the parent's session. */
+                if (nul >= 0)
+                    close(nul);
+            }
+        } else {
+            PQfinish(c->pg);
+        }
+    }
+    for (i = 0; i < c->nstmts; i++)
+        free(c->stmts[i].sql);
+    free(c->stmts);
+    free(c->label);
+    free(c->key);
+    free(c);
+}
+
+int asbp_conn_usable(asbp_conn *c)
+{
+    return c && c->pg && !c->broken && c->pid == getpid()
+        && PQstatus(c->pg) == CONNECTION_OK;
+}
+
+int asbp_conn_check_idle(asbp_conn *c)
+{
+    if (!asbp_conn_usable(c))
+        return 0;
+    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+        c->broken = 1;
+        return 0;
+    }
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        c->broken = 1;
+        return 0;
+    }
+    return 1;
+}
+
+PGconn *asbp_conn_pg(asbp_conn *c) { return c ? c->pg : NULL; }
+const char *asbp_conn_label(const asbp_conn *c) { return c ? c->label : ""; }
+const char *asbp_conn_server(const asbp_conn *c) { return c ? c->server : ""; }
+pid_t asbp_conn_pid(const asbp_conn *c) { return c ? c->pid : 0; }
+void asbp_conn_set_broken(asbp_conn *c) { if (c) c->broken = 1; }
+const char *asbp_conn_key(const asbp_conn *c) { return c && c->key ? c->key : ""; }
+
+int asbp_conn_set_key(asbp_conn *c, const char *key)
+{
+    char *k = asbp_strdup(key);
+    if (!k)
+        return -1;
+    free(c->key);
+    c->key = k;
+    return 0;
+}
+unsigned long asbp_conn_prepare_count(const asbp_conn *c) { return c ? c->prepares : 0; }
+
+int asbp_conn_in_transaction(asbp_conn *c)
+{
+    PGTransactionStatusType t;
+    if (!c || !c->pg)
+        return 0;
+    t = PQtransactionStatus(c->pg);
+    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+}
+
+asbp_code asbp_conn_result_error(asbp_conn *c, const PGresult *res, asbp_err *err)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *text = primary ? primary
+                     : (res && *PQresultErrorMessage(res)) ? PQresultErrorMessage(res)
+                     : PQerrorMessage(c->pg);
+    int lost = PQstatus(c->pg) != CONNECTION_OK || !state || !*state;
+    char msg[ASBP_ERR_MSG_MAX];
+    size_t len;
+    asbp_eclass ec;
+
+    snprintf(msg, sizeof msg, "%s", text && *text ? text : "unknown error");
+    len = strlen(msg);
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+        msg[--len] = '\0';
+    ec = asbp_classify_sqlstate(state, lost);
+    if (lost)
+        c->broken = 1;
+    asbp_err_set(err, lost ? ASBP_E_IO : ASBP_E_QUERY, ec, "%s (server %s)",
+                 msg, c->server);
+    if (state && strlen(state) == 5)
+        memcpy(err->sqlstate, state, 6);
+    return err->code;
+}
+
+static const char *stmt_name(asbp_conn *c, const char *sql, int *known)
+{
+    size_t i;
+    for (i = 0; i < c->nstmts; i++) {
+        if (strcmp(c->stmts[i].sql, sql) == 0) {
+            *known = 1;
+            return c->stmts[i].name;
+        }
+    }
+    *known = 0;
+    if (c->nstmts == c->capstmts) {
+        size_t cap = c->capstmts ? c->capstmts * 2 : 8;
+        prepared_stmt *s = realloc(c->stmts, cap * sizeof *s);
+        if (!s)
+            return NULL;
+        c->stmts = s;
+        c->capstmts = cap;
+    }
+    c->stmts[c->nstmts].sql = asbp_strdup(sql);
+    if (!c->stmts[c->nstmts].sql)
+        return NULL;
+    snprintf(c->stmts[c->nstmts].name, sizeof c->stmts[c->nstmts].name,
+             "asbp_%lu", c->name_seq++);
+    c->stmts[c->nstmts].confirmed = 0;
+    return c->stmts[c->nstmts++].name;
+}
+
+/* Forgets statements whose Prepare the server did not acknowledge. */
+static void drop_unconfirmed(asbp_conn *c)
+{
+    size_t i, j = 0;
+    for (i = 0; i < c->nstmts; i++) {
+        if (c->stmts[i].confirmed)
+            c->stmts[j++] = c->stmts[i];
+        else
+            free(c->stmts[i].sql);
+    }
+    c->nstmts = j;
+}
+
+/* Waits until PQgetResult will not block. 0 ok, else code in err. */
+static asbp_code wait_result(asbp_conn *c, const asbp_clock *clk,
+                             int64_t deadline_ms, asbp_err *err)
+{
+    while (PQisBusy(c->pg)) {
+        int w = asbp_conn_wait(c, 1, 0, clk, deadline_ms);
+        if (w == 0) {
+            c->broken = 1;
+            return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_FAILOVER,
+                                "no answer from %s before the deadline",
+                                c->server);
+        }
+        if (w < 0 || !PQconsumeInput(c->pg)) {
+            c->broken = 1;
+            return asbp_conn_result_error(c, NULL, err);
+        }
+    }
+    return ASBP_OK;
+}
+
+static asbp_code flush_all(asbp_conn *c, const asbp_clock *clk,
+                           int64_t deadline_ms, asbp_err *err)
+{
+    for (;;) {
+        int f = PQflush(c->pg);
+        int w;
+        if (f == 0)
+            return ASBP_OK;
+        if (f < 0) {
+            c->broken = 1;
+            return asbp_conn_result_error(c, NULL, err);
+        }
+        w = asbp_conn_wait(c, 1, 1, clk, deadline_ms);
+        if (w == 0) {
+            c->broken = 1;
+            return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_FAILOVER,
+                                "cannot send to %s before the deadline", c->server);
+        }
+        if (w < 0 || !PQconsumeInput(c->pg)) {
+            c->broken = 1;
+            return asbp_conn_result_error(c, NULL, err);
+        }
+    }
+}
+
+asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
+                             PGresult **res, const asbp_clock *clk,
+                             int64_t deadline_ms, int *failed_at, asbp_err *err)
+{
+    enum { MAXQ = 16 };
+    int newprep[MAXQ];        /* index into c->stmts of a new prepare, or -1 */
+    int i, first_fail = -2;
+    asbp_code rc = ASBP_OK;
+
+    if (failed_at)
+        *failed_at = -1;
+    for (i = 0; i < n; i++)
+        res[i] = NULL;
+    if (n > MAXQ)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "internal error: pipeline too long");
+    if (!asbp_conn_usable(c))
+        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
+                            "connection to %s is not usable", c->server);
+    if (!PQenterPipelineMode(c->pg)) {
+        c->broken = 1;
+        return asbp_conn_result_error(c, NULL, err);
+    }
+    ASBP_TRACE(c->lg, "pid %ld: pipeline of %d to %s: %s%s", (long)getpid(), n,
+               c->server, q[0].sql, n > 1 ? " ..." : "");
+    for (i = 0; i < n; i++) {
+        int ok;
+        newprep[i] = -1;
+        if (q[i].prepared) {
+            int known;
+            const char *name = stmt_name(c, q[i].sql, &known);
+            if (!name) {
+                rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+                c->broken = 1;
+                goto out_exit;
+            }
+            if (!known) {
+                newprep[i] = (int)c->nstmts - 1;
+                if (!PQsendPrepare(c->pg, name, q[i].sql, q[i].nparams, NULL)) {
+                    c->broken = 1;
+                    rc = asbp_conn_result_error(c, NULL, err);
+                    goto out_exit;
+                }
+            }
+            ok = PQsendQueryPrepared(c->pg, name, q[i].nparams, q[i].values,
+                                     q[i].lengths, NULL, 0);
+        } else {
+            ok = PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL,
+                                   q[i].values, q[i].lengths, NULL, 0);
+        }
+        if (!ok) {
+            c->broken = 1;
+            rc = asbp_conn_result_error(c, NULL, err);
+            goto out_exit;
+        }
+    }
+    if (!PQpipelineSync(c->pg)) {
+        c->broken = 1;
+        rc = asbp_conn_result_error(c, NULL, err);
+        goto out_exit;
+    }
+    rc = flush_all(c, clk, deadline_ms, err);
+    if (rc)
+        goto out_exit;
+
+    for (i = 0; i < n; i++) {
+        int step;
+        for (step = (newprep[i] >= 0 ? 0 : 1); step < 2; step++) {
+            PGresult *r, *keep = NULL;
+            for (;;) {
+                rc = wait_result(c, clk, deadline_ms, err);
+                if (rc)
+                    goto out_exit;
+                r = PQgetResult(c->pg);
+                if (!r)
+                    break;
+                if (keep)
+                    PQclear(r);
+                else
+                    keep = r;
+            }
+            if (!keep) {
+                c->broken = 1;
+                rc = asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
+                                  "no result from %s", c->server);
+                goto out_exit;
+            }
+            switch (PQresultStatus(keep)) {
+            case PGRES_COMMAND_OK:
+            case PGRES_TUPLES_OK:
+                if (step == 0) {
+                    /* The prepare succeeded: keep the statement known. */
+                    c->stmts[newprep[i]].confirmed = 1;
+                    c->prepares++;
+                    PQclear(keep);
+                } else {
+                    res[i] = keep;
+                }
+                break;
+            case PGRES_PIPELINE_ABORTED:
+                PQclear(keep);
+                break;
+            default:
+                if (first_fail == -2) {
+                    asbp_conn_result_error(c, keep, err);
+                    first_fail = i;
+                }
+                PQclear(keep);
+                if (PQstatus(c->pg) != CONNECTION_OK) {
+                    rc = err->code;
+                    goto out_exit;
+                }
+                break;
+            }
+        }
+    }
+    /* The synchronisation point. */
+    for (;;) {
+        PGresult *r;
+        rc = wait_result(c, clk, deadline_ms, err);
+        if (rc)
+            goto out_exit;
+        r = PQgetResult(c->pg);
+        if (!r)
+            continue;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        PQclear(r);
+    }
+    if (!PQexitPipelineMode(c->pg))
+        c->broken = 1;
+    drop_unconfirmed(c);
+    if (first_fail != -2) {
+        for (i = 0; i < n; i++) {
+            PQclear(res[i]);
+            res[i] = NULL;
+        }
+        if (failed_at)
+            *failed_at = first_fail;
+        return err->code;
+    }
+    return ASBP_OK;
+
+out_exit:
+    /* The connection is in an unknown protocol state: never reuse it. */
+    c->broken = 1;
+    drop_unconfirmed(c);
+    for (i = 0; i < n; i++) {
+        PQclear(res[i]);
+        res[i] = NULL;
+    }
+    if (failed_at)
+        *failed_at = first_fail >= 0 ? first_fail : -1;
+    return rc ? rc : err->code;
+}

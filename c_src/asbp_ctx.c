@@ -1,0 +1,116 @@
+#include "asbp_ctx.h"
+#include "asbp_source.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct asbp_ctx {
+    asbp_clock clock;
+    asbp_logger logger;
+    asbp_pool *pool;            /* owned */
+    pid_t pid;                  /* process the pool's connections belong to */
+    asbp_cluster **clusters;    /* owned */
+    size_t nclusters;
+    asbp_source **sources;      /* owned */
+    size_t nsources;
+};
+
+asbp_ctx *asbp_ctx_new(void)
+{
+    asbp_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    ctx->pool = asbp_pool_new(8);
+    if (!ctx->pool) {
+        free(ctx);
+        return NULL;
+    }
+    ctx->pid = getpid();
+    return ctx;
+}
+
+void asbp_ctx_free(asbp_ctx *ctx)
+{
+    size_t i;
+    if (!ctx)
+        return;
+    asbp_pool_free(ctx->pool);
+    for (i = 0; i < ctx->nsources; i++)
+        asbp_source_free(ctx->sources[i]);
+    free(ctx->sources);
+    for (i = 0; i < ctx->nclusters; i++)
+        asbp_cluster_free(ctx->clusters[i]);
+    free(ctx->clusters);
+    free(ctx);
+}
+
+asbp_clock *asbp_ctx_clock(asbp_ctx *ctx) { return &ctx->clock; }
+asbp_logger *asbp_ctx_logger(asbp_ctx *ctx) { return &ctx->logger; }
+asbp_pool *asbp_ctx_pool(asbp_ctx *ctx) { return ctx->pool; }
+int64_t asbp_ctx_now(asbp_ctx *ctx) { return asbp_clock_now_ms(&ctx->clock); }
+
+void asbp_ctx_check_fork(asbp_ctx *ctx)
+{
+    pid_t me = getpid();
+    if (ctx->pid == me)
+        return;
+    ASBP_TRACE(&ctx->logger, "pid %ld: forked from %ld, abandoning inherited connections",
+               (long)me, (long)ctx->pid);
+    asbp_pool_after_fork(ctx->pool);
+    ctx->pid = me;
+}
+
+asbp_cluster *asbp_ctx_cluster(asbp_ctx *ctx, const char *ds)
+{
+    size_t i;
+    asbp_cluster **n, *c;
+    const char *key = ds ? ds : "";
+    for (i = 0; i < ctx->nclusters; i++)
+        if (strcmp(asbp_cluster_key(ctx->clusters[i]), key) == 0)
+            return ctx->clusters[i];
+    c = asbp_cluster_new(key);
+    if (!c)
+        return NULL;
+    n = realloc(ctx->clusters, (ctx->nclusters + 1) * sizeof *n);
+    if (!n) {
+        asbp_cluster_free(c);
+        return NULL;
+    }
+    ctx->clusters = n;
+    ctx->clusters[ctx->nclusters++] = c;
+    return c;
+}
+
+size_t asbp_ctx_cluster_count(const asbp_ctx *ctx) { return ctx->nclusters; }
+
+asbp_cluster *asbp_ctx_cluster_at(asbp_ctx *ctx, size_t i)
+{
+    return i < ctx->nclusters ? ctx->clusters[i] : NULL;
+}
+
+struct asbp_source *asbp_ctx_find_source(asbp_ctx *ctx, const char *key)
+{
+    size_t i;
+    for (i = 0; i < ctx->nsources; i++)
+        if (strcmp(asbp_source_key(ctx->sources[i]), key) == 0)
+            return ctx->sources[i];
+    return NULL;
+}
+
+int asbp_ctx_add_source(asbp_ctx *ctx, struct asbp_source *src)
+{
+    asbp_source **n = realloc(ctx->sources, (ctx->nsources + 1) * sizeof *n);
+    if (!n)
+        return -1;
+    ctx->sources = n;
+    ctx->sources[ctx->nsources++] = src;
+    return 0;
+}
+
+size_t asbp_ctx_source_count(const asbp_ctx *ctx) { return ctx->nsources; }
+
+struct asbp_source *asbp_ctx_source_at(asbp_ctx *ctx, size_t i)
+{
+    return i < ctx->nsources ? ctx->sources[i] : NULL;
+}

@@ -1,0 +1,38 @@
+/*
+ * asbp_dsn: parses a DBI DataSource for DBD::Pg ("dbi:Pg:k=v;k=v").
+ *
+ * The part after "dbi:Pg:" is a list of key=value pairs separated by ';'
+ * (or white space, as libpq's conninfo allows once DBD::Pg has turned the
+ * ';' into spaces).  A value may be single-quoted, with \' and \\ escapes.
+ * Keys are folded to lower case; DBD::Pg's aliases "db" and "database"
+ * become "dbname".  A key given twice keeps its last value, as in libpq.
+ * Every key is kept: the connection layer hands them all to libpq.
+ */
+#ifndef ASBP_DSN_H
+#define ASBP_DSN_H
+
+#include <stddef.h>
+#include "asbp_err.h"
+
+typedef struct asbp_dsn asbp_dsn;
+
+/* On error, *out is NULL and err names the DataSource (password masked). */
+asbp_code asbp_dsn_parse(const char *datasource, asbp_dsn **out, asbp_err *err);
+void asbp_dsn_free(asbp_dsn *d);
+
+size_t asbp_dsn_count(const asbp_dsn *d);
+const char *asbp_dsn_key(const asbp_dsn *d, size_t i);
+const char *asbp_dsn_value(const asbp_dsn *d, size_t i);
+/* NULL when absent. */
+const char *asbp_dsn_get(const asbp_dsn *d, const char *key);
+
+/* The DataSource as given, with any password value replaced by "***". */
+const char *asbp_dsn_display(const asbp_dsn *d);
+
+/*
+ * Writes into buf (size n) the DataSource text with password values masked;
+ * works on any text, parsable or not.  Returns buf.
+ */
+char *asbp_dsn_mask(const char *datasource, char *buf, size_t n);
+
+#endif

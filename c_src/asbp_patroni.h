@@ -1,0 +1,62 @@
+/*
+ * asbp_patroni: parses and validates one answer of Patroni's GET /cluster.
+ *
+ * The parser is a streaming yajl parser with a bounded nesting depth (a
+ * hostile answer cannot exhaust the stack) and a bounded size.  It keeps
+ * only what leader selection needs; unknown fields are ignored.
+ * Shape (Patroni 3.x):
+ *   {"members":[{"name","role","state","api_url","host","port",
+ *                "timeline","lag"}...], ...}
+ */
+#ifndef ASBP_PATRONI_H
+#define ASBP_PATRONI_H
+
+#include <stddef.h>
+#include "asbp_err.h"
+
+#define ASBP_PATRONI_MAX_BODY (1024 * 1024)   /* 1 MiB */
+
+typedef struct asbp_member {
+    char *name;      /* owned; NULL when absent */
+    char *role;      /* owned; NULL when absent */
+    char *state;     /* owned; NULL when absent */
+    char *host;      /* owned; NULL when absent or not a non-empty string */
+    char *api_url;   /* owned; NULL when absent */
+    int port;        /* 1..65535, or 0 when absent or not sane */
+} asbp_member;
+
+typedef struct asbp_topology {
+    asbp_member *members;   /* owned array */
+    size_t n;
+} asbp_topology;
+
+/*
+ * Parses body (len bytes, need not be NUL-terminated).  ASBP_OK and a
+ * topology, or an error (ASBP_E_DISCOVERY) explaining why the answer is not
+ * a valid /cluster answer: not JSON, truncated, not an object, no
+ * "members" array, too large, nested too deep.
+ */
+asbp_code asbp_patroni_parse(const char *body, size_t len,
+                             asbp_topology **out, asbp_err *err);
+void asbp_topology_free(asbp_topology *t);
+
+typedef enum asbp_leader_status {
+    ASBP_LEADER_OK = 0,          /* exactly one leader, host and port sane,
+                                    state absent or "running" */
+    ASBP_LEADER_NONE,            /* no member with role "leader" */
+    ASBP_LEADER_NOT_RUNNING,     /* the leader's state is not "running" */
+    ASBP_LEADER_BAD_ADDRESS,     /* the leader lacks a sane host or port */
+    ASBP_LEADER_MULTIPLE         /* several members claim role "leader" */
+} asbp_leader_status;
+
+/*
+ * Leader selection on a parsed answer.  *leader is set for OK,
+ * NOT_RUNNING and BAD_ADDRESS (the member concerned), else NULL.
+ * "standby_leader" is never a leader.
+ */
+asbp_leader_status asbp_topology_leader(const asbp_topology *t,
+                                        const asbp_member **leader);
+
+const char *asbp_leader_status_name(asbp_leader_status s);
+
+#endif

@@ -1,0 +1,691 @@
+#include "asbp_source.h"
+#include "asbp_buf.h"
+#include "asbp_discovery.h"
+#include "asbp_dsn.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PARAMS 64
+#define APP_NAME "Apache::Session::Browseable::Patroni"
+
+struct asbp_source {
+    asbp_ctx *ctx;             /* borrowed: the context owns the source */
+    char *key;                 /* owned: identity of the option set */
+    asbp_dsn *dsn;             /* owned */
+    char *user;                /* owned, NULL: none */
+    char *password;            /* owned, NULL: none; never printed */
+    char *table;               /* owned: as given */
+    char table_sql[300];
+    int64_t connect_ms, failover_ms, query_ms;
+    char **urls;               /* owned */
+    size_t nurls;
+    int64_t p_timeout_ms, p_ttl_ms, p_breaker_ms;
+    int verify_ssl;
+    char *ca_file, *ca_path, *cert_file, *key_file;   /* owned */
+    int use_members;           /* route: add the members last seen */
+    asbp_cluster *cluster;     /* borrowed from the context */
+    asbp_buf pool_key;         /* scratch: key of the current target */
+};
+
+void asbp_options_init(asbp_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->patroni_verify_ssl = -1;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts;
+    if (ms <= 0)
+        return;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* ---- table names ------------------------------------------------------ */
+
+static int ident_start(unsigned char c) { return isalpha(c) || c == '_' || c >= 0x80; }
+static int ident_char(unsigned char c) { return isalnum(c) || c == '_' || c == '$' || c >= 0x80; }
+
+asbp_code asbp_table_quote(const char *table, char *out, size_t n, asbp_err *err)
+{
+    asbp_buf b = ASBP_BUF_INIT;
+    const char *p = table;
+    int parts = 0;
+
+    if (!p || !*p)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT, "TableName is empty");
+    while (*p) {
+        size_t len = 0;
+        if (parts == 2)
+            goto bad;
+        asbp_buf_puts(&b, parts ? ".\"" : "\"");
+        if (*p == '"') {
+            p++;
+            for (;;) {
+                if (!*p)
+                    goto bad;
+                if (*p == '"') {
+                    if (p[1] == '"') {
+                        asbp_buf_puts(&b, "\"\"");
+                        p += 2;
+                        len++;
+                        continue;
+                    }
+                    p++;
+                    break;
+                }
+                asbp_buf_append(&b, p, 1);
+                p++;
+                len++;
+            }
+        } else {
+            if (!ident_start((unsigned char)*p))
+                goto bad;
+            while (*p && ident_char((unsigned char)*p)) {
+                char c = (char)tolower((unsigned char)*p);
+                asbp_buf_append(&b, &c, 1);
+                p++;
+                len++;
+            }
+        }
+        if (len == 0 || len > 63)
+            goto bad;
+        asbp_buf_puts(&b, "\"");
+        parts++;
+        if (*p == '.') {
+            p++;
+            if (!*p)
+                goto bad;
+        } else if (*p) {
+            goto bad;
+        }
+    }
+    if (!b.data || b.len >= n)
+        goto bad;
+    memcpy(out, b.data, b.len + 1);
+    asbp_buf_free(&b);
+    return ASBP_OK;
+bad:
+    asbp_buf_free(&b);
+    return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                        "Invalid TableName '%.200s': expected an identifier, "
+                        "optionally schema-qualified (schema.table), each part "
+                        "plain (letters, digits, _, $) or in double quotes, at "
+                        "most 63 characters", table);
+}
+
+/* ---- creation --------------------------------------------------------- */
+
+static void put_field(asbp_buf *b, const char *name, const char *v)
+{
+    asbp_buf_printf(b, "%s=%zu:%s\x1f", name, v ? strlen(v) : (size_t)-1, v ? v : "");
+}
+
+static void put_num(asbp_buf *b, const char *name, long long v)
+{
+    asbp_buf_printf(b, "%s=%lld\x1f", name, v);
+}
+
+static int64_t dflt(int64_t v, int64_t d) { return v > 0 ? v : d; }
+
+static char *nonempty_dup(const char *s)
+{
+    return s && *s ? asbp_strdup(s) : NULL;
+}
+
+static int split_urls(asbp_source *s, const char *list)
+{
+    const char *p = list;
+    while (p && *p) {
+        const char *e;
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        e = p;
+        while (*e && *e != ',' && !isspace((unsigned char)*e))
+            e++;
+        {
+            char **u = realloc(s->urls, (s->nurls + 1) * sizeof *u);
+            if (!u)
+                return -1;
+            s->urls = u;
+            s->urls[s->nurls] = malloc((size_t)(e - p) + 1);
+            if (!s->urls[s->nurls])
+                return -1;
+            memcpy(s->urls[s->nurls], p, (size_t)(e - p));
+            s->urls[s->nurls][e - p] = '\0';
+            s->nurls++;
+        }
+        p = e;
+    }
+    return 0;
+}
+
+asbp_code asbp_source_get(asbp_ctx *ctx, const asbp_options *o,
+                          asbp_source **out, asbp_err *err)
+{
+    asbp_buf key = ASBP_BUF_INIT;
+    asbp_source *s;
+    asbp_code rc;
+    const char *table = o->table && *o->table ? o->table : "sessions";
+    size_t i;
+
+    *out = NULL;
+    put_field(&key, "ds", o->datasource);
+    put_field(&key, "u", o->user);
+    put_field(&key, "p", o->password);
+    put_field(&key, "t", table);
+    put_num(&key, "ct", o->connect_timeout_ms);
+    put_num(&key, "ft", o->failover_timeout_ms);
+    put_num(&key, "qt", o->query_timeout_ms);
+    put_field(&key, "pu", o->patroni_urls);
+    put_num(&key, "pt", o->patroni_timeout_ms);
+    put_num(&key, "pc", o->patroni_cache_ttl_ms);
+    put_num(&key, "pb", o->patroni_breaker_ms);
+    put_num(&key, "pv", o->patroni_verify_ssl);
+    put_field(&key, "pa", o->patroni_ca_file);
+    put_field(&key, "pd", o->patroni_ca_path);
+    put_field(&key, "pe", o->patroni_cert_file);
+    put_field(&key, "pk", o->patroni_key_file);
+    if (!key.data)
+        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+
+    s = asbp_ctx_find_source(ctx, key.data);
+    if (s) {
+        asbp_buf_free(&key);
+        *out = s;
+        return ASBP_OK;
+    }
+
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        asbp_buf_free(&key);
+        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    }
+    s->ctx = ctx;
+    s->key = asbp_buf_steal(&key);
+    rc = asbp_dsn_parse(o->datasource, &s->dsn, err);
+    if (rc)
+        goto fail;
+    rc = asbp_table_quote(table, s->table_sql, sizeof s->table_sql, err);
+    if (rc) {
+        asbp_err_prefix(err, "DataSource %s", asbp_dsn_display(s->dsn));
+        goto fail;
+    }
+    s->table = asbp_strdup(table);
+    s->user = nonempty_dup(o->user);
+    s->password = nonempty_dup(o->password);
+    s->connect_ms = dflt(o->connect_timeout_ms, ASBP_DEFAULT_CONNECT_TIMEOUT_MS);
+    s->failover_ms = dflt(o->failover_timeout_ms, ASBP_DEFAULT_FAILOVER_TIMEOUT_MS);
+    s->query_ms = dflt(o->query_timeout_ms, ASBP_DEFAULT_QUERY_TIMEOUT_MS);
+    s->p_timeout_ms = dflt(o->patroni_timeout_ms, ASBP_DEFAULT_PATRONI_TIMEOUT_MS);
+    s->p_ttl_ms = dflt(o->patroni_cache_ttl_ms, ASBP_DEFAULT_PATRONI_TTL_MS);
+    s->p_breaker_ms = dflt(o->patroni_breaker_ms, ASBP_DEFAULT_PATRONI_BREAKER_MS);
+    s->verify_ssl = o->patroni_verify_ssl < 0 ? 1 : !!o->patroni_verify_ssl;
+    s->ca_file = nonempty_dup(o->patroni_ca_file);
+    s->ca_path = nonempty_dup(o->patroni_ca_path);
+    s->cert_file = nonempty_dup(o->patroni_cert_file);
+    s->key_file = nonempty_dup(o->patroni_key_file);
+    if (!s->table || split_urls(s, o->patroni_urls) < 0) {
+        rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+        goto fail;
+    }
+    for (i = 0; i < asbp_dsn_count(s->dsn); i++) {
+        if (i >= MAX_PARAMS - 12) {
+            rc = asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
+                              "DataSource %s has too many parameters",
+                              asbp_dsn_display(s->dsn));
+            goto fail;
+        }
+    }
+    /* One cluster state per original DataSource, shared by option sets. */
+    s->cluster = asbp_ctx_cluster(ctx, o->datasource);
+    if (!s->cluster || asbp_ctx_add_source(ctx, s) < 0) {
+        rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+        goto fail;
+    }
+    if (s->nurls && !s->verify_ssl)
+        asbp_log(asbp_ctx_logger(ctx), ASBP_LOG_WARN,
+                 "PatroniVerifySSL is off for DataSource %s: the Patroni API's "
+                 "TLS certificates are not verified (vulnerable to "
+                 "man-in-the-middle attacks)", asbp_dsn_display(s->dsn));
+    *out = s;
+    return ASBP_OK;
+fail:
+    asbp_source_free(s);
+    return rc;
+}
+
+void asbp_source_free(asbp_source *s)
+{
+    size_t i;
+    if (!s)
+        return;
+    for (i = 0; i < s->nurls; i++)
+        free(s->urls[i]);
+    free(s->urls);
+    asbp_dsn_free(s->dsn);
+    free(s->key);
+    free(s->user);
+    if (s->password) {
+        memset(s->password, 0, strlen(s->password));
+        free(s->password);
+    }
+    free(s->table);
+    free(s->ca_file);
+    free(s->ca_path);
+    free(s->cert_file);
+    free(s->key_file);
+    asbp_buf_free(&s->pool_key);
+    free(s);
+}
+
+const char *asbp_source_key(const asbp_source *s) { return s->key; }
+const char *asbp_source_display(const asbp_source *s) { return asbp_dsn_display(s->dsn); }
+const char *asbp_source_table_sql(const asbp_source *s) { return s->table_sql; }
+const char *asbp_source_table(const asbp_source *s) { return s->table; }
+asbp_ctx *asbp_source_ctx(asbp_source *s) { return s->ctx; }
+asbp_cluster *asbp_source_cluster(asbp_source *s) { return s->cluster; }
+int asbp_source_has_patroni(const asbp_source *s) { return s->nurls > 0; }
+int64_t asbp_source_failover_timeout(const asbp_source *s) { return s->failover_ms; }
+int64_t asbp_source_query_timeout(const asbp_source *s) { return s->query_ms; }
+int64_t asbp_source_connect_timeout(const asbp_source *s) { return s->connect_ms; }
+
+/* ---- connection target ------------------------------------------------ */
+
+typedef struct target {
+    const char *kw[MAX_PARAMS + 1];
+    const char *val[MAX_PARAMS + 1];
+    int n;
+    asbp_buf hosts, ports, label;
+} target;
+
+static void target_free(target *t)
+{
+    asbp_buf_free(&t->hosts);
+    asbp_buf_free(&t->ports);
+    asbp_buf_free(&t->label);
+}
+
+static void add(target *t, const char *k, const char *v)
+{
+    int i;
+    for (i = 0; i < t->n; i++) {
+        if (strcmp(t->kw[i], k) == 0) {
+            t->val[i] = v;
+            return;
+        }
+    }
+    t->kw[t->n] = k;
+    t->val[t->n] = v;
+    t->n++;
+}
+
+static void add_host(target *t, const char *host, int port)
+{
+    size_t i;
+    /* skip duplicates (the leader is also among the members) */
+    const char *h = asbp_buf_cstr(&t->hosts), *p = asbp_buf_cstr(&t->ports);
+    char pbuf[16];
+    snprintf(pbuf, sizeof pbuf, "%d", port);
+    {
+        /* compare pairs */
+        const char *hs = h, *ps = p;
+        while (*hs) {
+            const char *he = strchr(hs, ','), *pe = strchr(ps, ',');
+            size_t hl = he ? (size_t)(he - hs) : strlen(hs);
+            size_t pl = pe ? (size_t)(pe - ps) : strlen(ps);
+            if (hl == strlen(host) && !strncmp(hs, host, hl)
+                && pl == strlen(pbuf) && !strncmp(ps, pbuf, pl))
+                return;
+            if (!he || !pe)
+                break;
+            hs = he + 1;
+            ps = pe + 1;
+        }
+    }
+    for (i = 0; host[i]; i++)
+        if (host[i] == ',')   /* a comma would split the host list */
+            return;
+    if (t->hosts.len) {
+        asbp_buf_puts(&t->hosts, ",");
+        asbp_buf_puts(&t->ports, ",");
+    }
+    asbp_buf_puts(&t->hosts, host);
+    asbp_buf_puts(&t->ports, pbuf);
+}
+
+/* Builds the libpq parameters of the current route, and the pool key. */
+static int build_target(asbp_source *s, target *t)
+{
+    size_t i;
+    const char *lh = NULL;
+    int lp = 0;
+    int64_t now = asbp_ctx_now(s->ctx);
+    int override = 0;
+
+    memset(t, 0, sizeof *t);
+    if (s->nurls && asbp_cluster_leader(s->cluster, now, s->p_ttl_ms, &lh, &lp, NULL)) {
+        add_host(t, lh, lp);
+        override = 1;
+    }
+    if (s->nurls && s->use_members) {
+        for (i = 0; i < asbp_cluster_member_count(s->cluster); i++)
+            add_host(t, asbp_cluster_member_host(s->cluster, i),
+                     asbp_cluster_member_port(s->cluster, i));
+        override = t->hosts.len > 0;
+    }
+    for (i = 0; i < asbp_dsn_count(s->dsn); i++) {
+        const char *k = asbp_dsn_key(s->dsn, i);
+        if (!strcmp(k, "client_encoding"))
+            continue;
+        if (override && (!strcmp(k, "host") || !strcmp(k, "port")
+                         || !strcmp(k, "hostaddr")))
+            continue;
+        add(t, k, asbp_dsn_value(s->dsn, i));
+    }
+    if (s->user)
+        add(t, "user", s->user);
+    if (s->password)
+        add(t, "password", s->password);
+    add(t, "client_encoding", "UTF8");
+    if (!asbp_dsn_get(s->dsn, "fallback_application_name"))
+        add(t, "fallback_application_name", APP_NAME);
+    if (!asbp_dsn_get(s->dsn, "target_session_attrs"))
+        add(t, "target_session_attrs", "read-write");
+    if (override) {
+        add(t, "host", asbp_buf_cstr(&t->hosts));
+        add(t, "port", asbp_buf_cstr(&t->ports));
+    }
+    t->kw[t->n] = NULL;
+    t->val[t->n] = NULL;
+
+    asbp_buf_reset(&s->pool_key);
+    for (i = 0; i < (size_t)t->n; i++)
+        asbp_buf_printf(&s->pool_key, "%s=%zu:%s\x1f", t->kw[i],
+                        strlen(t->val[i]), t->val[i]);
+    if (override)
+        asbp_buf_printf(&t->label, "DataSource %s (%s %s port %s)",
+                        asbp_dsn_display(s->dsn),
+                        strchr(asbp_buf_cstr(&t->hosts), ',') ? "hosts" : "leader",
+                        asbp_buf_cstr(&t->hosts), asbp_buf_cstr(&t->ports));
+    else
+        asbp_buf_printf(&t->label, "DataSource %s", asbp_dsn_display(s->dsn));
+    return s->pool_key.data && t->label.data ? 0 : -1;
+}
+
+asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
+                              asbp_conn **out, asbp_err *err)
+{
+    target t;
+    asbp_conn *c;
+    asbp_connparams p;
+    asbp_code rc;
+    int64_t now, dl;
+
+    *out = NULL;
+    asbp_ctx_check_fork(s->ctx);
+    if (build_target(s, &t) < 0) {
+        target_free(&t);
+        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    }
+    c = asbp_pool_checkout(asbp_ctx_pool(s->ctx), s->pool_key.data);
+    if (c) {
+        target_free(&t);
+        *out = c;
+        return ASBP_OK;
+    }
+    now = asbp_ctx_now(s->ctx);
+    dl = now + s->connect_ms;
+    if (deadline_ms > 0 && deadline_ms < dl)
+        dl = deadline_ms;
+    p.keys = t.kw;
+    p.values = t.val;
+    p.label = asbp_buf_cstr(&t.label);
+    rc = asbp_conn_open(&p, asbp_ctx_clock(s->ctx), dl, asbp_ctx_logger(s->ctx), &c, err);
+    if (rc == ASBP_OK && asbp_conn_set_key(c, s->pool_key.data) < 0) {
+        asbp_conn_free(c);
+        c = NULL;
+        rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    }
+    target_free(&t);
+    *out = c;
+    return rc;
+}
+
+void asbp_source_release(asbp_source *s, asbp_conn *c)
+{
+    if (!c)
+        return;
+    asbp_pool_checkin(asbp_ctx_pool(s->ctx), asbp_conn_key(c), c);
+}
+
+/* ---- failover --------------------------------------------------------- */
+
+static void members_text(asbp_cluster *c, char *buf, size_t n)
+{
+    size_t i, off = 0;
+    buf[0] = '\0';
+    for (i = 0; i < asbp_cluster_member_count(c) && off < n; i++) {
+        int w = snprintf(buf + off, n - off, "%s%s:%d", i ? ", " : "",
+                         asbp_cluster_member_host(c, i), asbp_cluster_member_port(c, i));
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+static void remember_members(asbp_source *s, const asbp_topology *t, int64_t now)
+{
+    const char *hosts[64];
+    int ports[64];
+    size_t i, n = 0;
+    if (!t)
+        return;
+    for (i = 0; i < t->n && n < 64; i++) {
+        if (t->members[i].host && t->members[i].port > 0) {
+            hosts[n] = t->members[i].host;
+            ports[n] = t->members[i].port;
+            n++;
+        }
+    }
+    asbp_cluster_set_members(s->cluster, n, hosts, ports, now);
+}
+
+/* No usable answer from the API: cached leader, then the members last seen. */
+static asbp_code fall_back(asbp_source *s, const char *why, int64_t now)
+{
+    const char *h;
+    int p;
+    int64_t age;
+    char members[512];
+    const asbp_logger *lg = asbp_ctx_logger(s->ctx);
+
+    members_text(s->cluster, members, sizeof members);
+    if (asbp_cluster_leader(s->cluster, now, s->p_ttl_ms, &h, &p, &age)) {
+        asbp_log(lg, ASBP_LOG_WARN, "%s for DataSource %s, using cached leader "
+                 "%s:%d (%llds old)", why, asbp_dsn_display(s->dsn), h, p,
+                 (long long)(age / 1000));
+        s->use_members = asbp_cluster_member_count(s->cluster) > 0;
+        return ASBP_OK;
+    }
+    if (asbp_cluster_member_count(s->cluster)) {
+        asbp_log(lg, ASBP_LOG_WARN, "%s for DataSource %s and no cached leader: "
+                 "trying the members last seen (%s) for a writable one",
+                 why, asbp_dsn_display(s->dsn), members);
+        s->use_members = 1;
+        return ASBP_OK;
+    }
+    asbp_log(lg, ASBP_LOG_WARN, "%s for DataSource %s and no leader known: "
+             "trying the DataSource as configured", why, asbp_dsn_display(s->dsn));
+    s->use_members = 0;
+    return ASBP_OK;
+}
+
+asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *err)
+{
+    asbp_cluster_stats *st = asbp_cluster_stats_of(s->cluster);
+    const asbp_logger *lg = asbp_ctx_logger(s->ctx);
+    int64_t now = asbp_ctx_now(s->ctx), left, dl;
+    asbp_discovery_cfg cfg;
+    asbp_discovery_result res;
+    asbp_err derr;
+    asbp_code rc;
+
+    if (!s->nurls)
+        return ASBP_OK;   /* nothing to discover: reconnect as configured */
+
+    if (asbp_cluster_breaker_open(s->cluster, now, s->p_breaker_ms, &left)) {
+        char why[128];
+        st->breaker_skips++;
+        snprintf(why, sizeof why, "Circuit breaker active (Patroni API not asked "
+                 "for %llds more)", (long long)((left + 999) / 1000));
+        return fall_back(s, why, now);
+    }
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.urls = (const char *const *)s->urls;
+    cfg.n_urls = s->nurls;
+    cfg.timeout_ms = s->p_timeout_ms;
+    cfg.verify_ssl = s->verify_ssl;
+    cfg.ca_file = s->ca_file;
+    cfg.ca_path = s->ca_path;
+    cfg.cert_file = s->cert_file;
+    cfg.key_file = s->key_file;
+    dl = now + s->p_timeout_ms;
+    if (deadline_ms > 0 && deadline_ms < dl)
+        dl = deadline_ms;
+    memset(&res, 0, sizeof res);
+    asbp_err_clear(&derr);
+    st->discoveries++;
+    rc = asbp_discover(&cfg, asbp_ctx_clock(s->ctx), dl, lg, &res, &derr);
+    now = asbp_ctx_now(s->ctx);
+    if (rc != ASBP_OK) {
+        asbp_discovery_result_clear(&res);
+        *err = derr;
+        asbp_err_prefix(err, "DataSource %s: Patroni discovery", asbp_dsn_display(s->dsn));
+        return rc;
+    }
+    switch (res.outcome) {
+    case ASBP_DISC_LEADER:
+        remember_members(s, res.topology, now);
+        if (asbp_cluster_set_leader(s->cluster, res.leader_host, res.leader_port, now) < 0) {
+            asbp_discovery_result_clear(&res);
+            return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+        }
+        s->use_members = 0;
+        ASBP_TRACE(lg, "pid %ld: leader of DataSource %s is %s:%d (from %s)",
+                   (long)getpid(), asbp_dsn_display(s->dsn), res.leader_host,
+                   res.leader_port, res.endpoint);
+        asbp_discovery_result_clear(&res);
+        return ASBP_OK;
+    case ASBP_DISC_TRANSITION:
+    case ASBP_DISC_SPLIT:
+        /* The API works; the cluster has no usable leader right now.  Not a
+         * failing API: the breaker stays closed so we can follow it. */
+        st->transitions++;
+        remember_members(s, res.topology, now);
+        asbp_cluster_forget_leader(s->cluster);
+        s->use_members = 0;
+        asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_FAILOVER,
+                     "DataSource %s: %s", asbp_dsn_display(s->dsn),
+                     res.outcome == ASBP_DISC_SPLIT
+                         ? "Patroni endpoints name different leaders (Multiple leaders detected); refusing to write"
+                         : "No leader found: the cluster has no writable leader yet");
+        asbp_discovery_result_clear(&res);
+        return ASBP_E_DISCOVERY;
+    case ASBP_DISC_FAILED:
+    default:
+        st->api_failures++;
+        asbp_cluster_trip(s->cluster, now);
+        asbp_discovery_result_clear(&res);
+        return fall_back(s, "Patroni API unavailable", now);
+    }
+}
+
+asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
+                          asbp_attempt_fn fn, void *ud, asbp_err *err)
+{
+    int64_t deadline = start_ms + s->failover_ms;
+    int failovers = 0, retries = 0;
+    int64_t backoff = 0;
+    asbp_cluster_stats *st = asbp_cluster_stats_of(s->cluster);
+    asbp_err last;
+    asbp_code rc;
+
+    asbp_err_clear(&last);
+    for (;;) {
+        rc = ASBP_OK;
+        if (!*conn)
+            rc = asbp_source_acquire(s, deadline, conn, err);
+        if (rc == ASBP_OK) {
+            rc = fn(ud, *conn, err);
+            if (rc == ASBP_OK) {
+                if (failovers)
+                    asbp_log(asbp_ctx_logger(s->ctx), ASBP_LOG_INFO,
+                             "DataSource %s: operation succeeded on %s after "
+                             "failover (%lld ms)", asbp_dsn_display(s->dsn),
+                             asbp_conn_server(*conn),
+                             (long long)(asbp_ctx_now(s->ctx) - start_ms));
+                return ASBP_OK;
+            }
+        }
+        if (err->eclass != ASBP_EC_FAILOVER && err->eclass != ASBP_EC_RETRY)
+            return rc;
+        if (*conn) {
+            /* Other idle connections to the same node are suspect too. */
+            asbp_pool_drop(asbp_ctx_pool(s->ctx), asbp_conn_key(*conn));
+            asbp_conn_free(*conn);
+            *conn = NULL;
+        }
+        if (err->eclass == ASBP_EC_RETRY) {
+            if (++retries > 3 || asbp_ctx_now(s->ctx) + 10 * retries >= deadline)
+                return rc;
+            st->retries++;
+            sleep_ms(10 * retries);
+            continue;
+        }
+        last = *err;
+        if (failovers++ == 0)
+            st->failovers++;
+        for (;;) {
+            asbp_err ferr;
+            int64_t now = asbp_ctx_now(s->ctx);
+            if (now >= deadline) {
+                *err = last;
+                asbp_err_prefix(err, "no writable leader within FailoverTimeout "
+                                "(%lld ms) for DataSource %s; last error",
+                                (long long)s->failover_ms, asbp_dsn_display(s->dsn));
+                return err->code;
+            }
+            if (backoff) {
+                sleep_ms(backoff < deadline - now ? backoff : deadline - now);
+                backoff = backoff * 2 > 200 ? 200 : backoff * 2;
+            }
+            asbp_err_clear(&ferr);
+            rc = asbp_source_failover(s, deadline, &ferr);
+            if (rc == ASBP_OK)
+                break;
+            if (ferr.eclass != ASBP_EC_FAILOVER) {
+                *err = ferr;
+                return rc;
+            }
+            last = ferr;
+            if (!backoff)
+                backoff = 20;
+        }
+        /* Reconnect at once the first time; later, after a short wait. */
+        if (!backoff && failovers > 1)
+            backoff = 20;
+    }
+}

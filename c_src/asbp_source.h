@@ -1,0 +1,109 @@
+/*
+ * asbp_source: one resolved set of options (a DataSource with its user,
+ * table and Patroni settings), and the code that gets a connection to the
+ * writable node for it, failing over when the node is wrong or gone
+ * (DESIGN.md sections 3 to 5).
+ *
+ * Sources live in the context (asbp_source_get finds or creates one) and
+ * are freed with it.
+ */
+#ifndef ASBP_SOURCE_H
+#define ASBP_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asbp_cluster.h"
+#include "asbp_conn.h"
+#include "asbp_ctx.h"
+#include "asbp_err.h"
+
+/* Defaults, in milliseconds. */
+#define ASBP_DEFAULT_CONNECT_TIMEOUT_MS   2000
+#define ASBP_DEFAULT_FAILOVER_TIMEOUT_MS  4000
+#define ASBP_DEFAULT_QUERY_TIMEOUT_MS     30000
+#define ASBP_DEFAULT_PATRONI_TIMEOUT_MS   3000
+#define ASBP_DEFAULT_PATRONI_TTL_MS       60000
+#define ASBP_DEFAULT_PATRONI_BREAKER_MS   30000
+
+/* Options as the user gave them; strings are borrowed (copied by get). */
+typedef struct asbp_options {
+    const char *datasource;
+    const char *user;                 /* NULL or "": libpq default */
+    const char *password;             /* NULL or "": none */
+    const char *table;                /* NULL or "": "sessions" */
+    int64_t connect_timeout_ms;       /* <= 0: default */
+    int64_t failover_timeout_ms;      /* <= 0: default */
+    int64_t query_timeout_ms;         /* <= 0: default */
+    const char *patroni_urls;         /* comma/space separated; NULL: none */
+    int64_t patroni_timeout_ms;       /* <= 0: default */
+    int64_t patroni_cache_ttl_ms;     /* <= 0: default */
+    int64_t patroni_breaker_ms;       /* <= 0: default */
+    int patroni_verify_ssl;           /* < 0: default (1) */
+    const char *patroni_ca_file;
+    const char *patroni_ca_path;
+    const char *patroni_cert_file;
+    const char *patroni_key_file;
+} asbp_options;
+
+void asbp_options_init(asbp_options *o);
+
+typedef struct asbp_source asbp_source;
+
+/* Finds the source for these options in ctx, or creates it. */
+asbp_code asbp_source_get(asbp_ctx *ctx, const asbp_options *o,
+                          asbp_source **out, asbp_err *err);
+void asbp_source_free(asbp_source *s);   /* used by the context */
+
+const char *asbp_source_key(const asbp_source *s);
+/* DataSource as shown in messages (password masked). */
+const char *asbp_source_display(const asbp_source *s);
+/* Table name quoted for SQL ("public"."sessions"). */
+const char *asbp_source_table_sql(const asbp_source *s);
+/* Table name as the user gave it. */
+const char *asbp_source_table(const asbp_source *s);
+asbp_ctx *asbp_source_ctx(asbp_source *s);
+asbp_cluster *asbp_source_cluster(asbp_source *s);
+int asbp_source_has_patroni(const asbp_source *s);
+int64_t asbp_source_failover_timeout(const asbp_source *s);
+int64_t asbp_source_query_timeout(const asbp_source *s);
+int64_t asbp_source_connect_timeout(const asbp_source *s);
+
+/*
+ * Checks a table name: an identifier, optionally schema-qualified; plain
+ * parts are folded to lower case (their meaning in unquoted SQL), parts in
+ * double quotes are kept as they are.  Writes the quoted SQL form.
+ */
+asbp_code asbp_table_quote(const char *table, char *out, size_t n, asbp_err *err);
+
+/* A connection to the current target: from the pool, else a new one. */
+asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
+                              asbp_conn **out, asbp_err *err);
+/* Gives a connection back: kept when healthy and idle, else freed. */
+void asbp_source_release(asbp_source *s, asbp_conn *c);
+
+/*
+ * After a failover-class error: finds where the writable node is now
+ * (Patroni discovery, respecting the circuit breaker; cached leader;
+ * members last seen) and makes it the target of the next acquire.
+ * ASBP_OK: try again now.  ASBP_E_DISCOVERY (class FAILOVER): no usable
+ * leader yet (a cluster in transition): try again after a short wait.
+ */
+asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *err);
+
+/*
+ * Runs one operation with failover: fn(ud, conn, err) is called with a
+ * connection (*conn, acquired when NULL); on a failover-class error the
+ * connection is dropped, asbp_source_failover runs, and fn is called again
+ * on a new connection, with a short backoff while no leader exists, until
+ * the failover budget (FailoverTimeout from the start of the operation)
+ * is spent; a retry-class error is retried on the same node (bounded).
+ * fn must be safe to call again on a new connection (the caller keeps what
+ * it needs to redo its work there).  On return *conn is the connection
+ * used (still checked out) or NULL when it was dropped.
+ */
+typedef asbp_code (*asbp_attempt_fn)(void *ud, asbp_conn *conn, asbp_err *err);
+asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
+                          asbp_attempt_fn fn, void *ud, asbp_err *err);
+
+#endif
