@@ -30,6 +30,24 @@ struct asbp_conn {
     const asbp_logger *lg;   /* borrowed: the context outlives connections */
 };
 
+/* Folds a multi-line libpq message into one line (tabs and newlines). */
+static void one_line(char *m)
+{
+    char *r = m, *w = m;
+    int space = 0;
+    for (; *r; r++) {
+        if (*r == '\n' || *r == '\t' || *r == '\r') {
+            space = 1;
+            continue;
+        }
+        if (space && w > m && w[-1] != ' ')
+            *w++ = ' ';
+        space = 0;
+        *w++ = *r;
+    }
+    *w = '\0';
+}
+
 static void notice_drop(void *arg, const char *message)
 {
     asbp_conn *c = arg;
@@ -248,9 +266,22 @@ int asbp_conn_usable(asbp_conn *c)
 
 int asbp_conn_check_idle(asbp_conn *c)
 {
+    struct pollfd pfd;
     if (!asbp_conn_usable(c))
         return 0;
-    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+    /* An idle connection has nothing to read.  Something readable is the
+     * server saying goodbye (a FATAL such as "terminating connection due
+     * to administrator command", then EOF): don't use it. */
+    pfd.fd = PQsocket(c->pg);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (pfd.fd < 0 || poll(&pfd, 1, 0) != 0) {
+        ASBP_TRACE(c->lg, "pid %ld: idle connection to %s has input or is closed: dropped",
+                   (long)getpid(), c->server);
+        c->broken = 1;
+        return 0;
+    }
+    if (PQstatus(c->pg) != CONNECTION_OK) {
         c->broken = 1;
         return 0;
     }
@@ -301,8 +332,9 @@ asbp_code asbp_conn_result_error(asbp_conn *c, const PGresult *res, asbp_err *er
     asbp_eclass ec;
 
     snprintf(msg, sizeof msg, "%s", text && *text ? text : "unknown error");
+    one_line(msg);
     len = strlen(msg);
-    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+    while (len && msg[len - 1] == ' ')
         msg[--len] = '\0';
     ec = asbp_classify_sqlstate(state, lost);
     if (lost)

@@ -14,6 +14,7 @@ struct asbp_ctx {
     size_t nclusters;
     asbp_source **sources;      /* owned */
     size_t nsources;
+    unsigned refs;
 };
 
 asbp_ctx *asbp_ctx_new(void)
@@ -27,7 +28,20 @@ asbp_ctx *asbp_ctx_new(void)
         return NULL;
     }
     ctx->pid = getpid();
+    ctx->refs = 1;
     return ctx;
+}
+
+void asbp_ctx_retain(asbp_ctx *ctx)
+{
+    if (ctx)
+        ctx->refs++;
+}
+
+void asbp_ctx_release(asbp_ctx *ctx)
+{
+    if (ctx && --ctx->refs == 0)
+        asbp_ctx_free(ctx);
 }
 
 void asbp_ctx_free(asbp_ctx *ctx)

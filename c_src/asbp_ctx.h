@@ -21,8 +21,12 @@
 
 typedef struct asbp_ctx asbp_ctx;
 
+/* Created with one reference; asbp_ctx_release frees it on the last one.
+ * Objects that outlive their creator's scope (tied stores) retain it. */
 asbp_ctx *asbp_ctx_new(void);
-void asbp_ctx_free(asbp_ctx *ctx);    /* accepts NULL */
+void asbp_ctx_retain(asbp_ctx *ctx);
+void asbp_ctx_release(asbp_ctx *ctx); /* accepts NULL */
+void asbp_ctx_free(asbp_ctx *ctx);    /* frees now, whatever the count */
 
 asbp_clock *asbp_ctx_clock(asbp_ctx *ctx);
 asbp_logger *asbp_ctx_logger(asbp_ctx *ctx);

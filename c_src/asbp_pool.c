@@ -144,3 +144,16 @@ size_t asbp_pool_idle_count(const asbp_pool *p)
         n += p->b[i].n;
     return n;
 }
+
+asbp_conn *asbp_pool_idle_at(asbp_pool *p, size_t i)
+{
+    size_t b;
+    if (!p)
+        return NULL;
+    for (b = 0; b < p->nb; b++) {
+        if (i < p->b[b].n)
+            return p->b[b].idle[i];
+        i -= p->b[b].n;
+    }
+    return NULL;
+}

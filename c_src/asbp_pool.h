@@ -27,5 +27,7 @@ void asbp_pool_drop(asbp_pool *p, const char *key);
 /* Abandons every idle connection opened by another process. */
 void asbp_pool_after_fork(asbp_pool *p);
 size_t asbp_pool_idle_count(const asbp_pool *p);
+/* The i-th idle connection (for statistics), NULL past the end. */
+asbp_conn *asbp_pool_idle_at(asbp_pool *p, size_t i);
 
 #endif

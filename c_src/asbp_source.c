@@ -22,6 +22,7 @@ struct asbp_source {
     char *password;            /* owned, NULL: none; never printed */
     char *table;               /* owned: as given */
     char table_sql[300];
+    char *sql[ASBP_SQL_COUNT]; /* owned */
     int64_t connect_ms, failover_ms, query_ms;
     char **urls;               /* owned */
     size_t nurls;
@@ -171,6 +172,30 @@ static int split_urls(asbp_source *s, const char *list)
     return 0;
 }
 
+/* Every DataSource key must be a libpq connection parameter. */
+static asbp_code check_keywords(const asbp_dsn *d, asbp_err *err)
+{
+    PQconninfoOption *opts = PQconndefaults(), *o;
+    size_t i;
+    if (!opts)
+        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    for (i = 0; i < asbp_dsn_count(d); i++) {
+        const char *k = asbp_dsn_key(d, i);
+        int known = 0;
+        for (o = opts; o->keyword; o++)
+            if (strcmp(o->keyword, k) == 0)
+                known = 1;
+        if (!known) {
+            PQconninfoFree(opts);
+            return asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
+                                "Invalid DataSource '%s': unknown connection "
+                                "parameter '%s'", asbp_dsn_display(d), k);
+        }
+    }
+    PQconninfoFree(opts);
+    return ASBP_OK;
+}
+
 asbp_code asbp_source_get(asbp_ctx *ctx, const asbp_options *o,
                           asbp_source **out, asbp_err *err)
 {
@@ -223,6 +248,23 @@ asbp_code asbp_source_get(asbp_ctx *ctx, const asbp_options *o,
         goto fail;
     }
     s->table = asbp_strdup(table);
+    {
+        static const char *const fmt[ASBP_SQL_COUNT] = {
+            "SELECT a_session FROM %s WHERE id = $1 FOR UPDATE",
+            "INSERT INTO %s (id, a_session) VALUES ($1, $2)",
+            "UPDATE %s SET a_session = $2 WHERE id = $1",
+            "DELETE FROM %s WHERE id = $1",
+            "SELECT a_session::jsonb = $2::jsonb FROM %s WHERE id = $1 FOR UPDATE",
+        };
+        for (i = 0; i < ASBP_SQL_COUNT; i++) {
+            asbp_buf b = ASBP_BUF_INIT;
+            if (asbp_buf_printf(&b, fmt[i], s->table_sql) < 0) {
+                rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+                goto fail;
+            }
+            s->sql[i] = asbp_buf_steal(&b);
+        }
+    }
     s->user = nonempty_dup(o->user);
     s->password = nonempty_dup(o->password);
     s->connect_ms = dflt(o->connect_timeout_ms, ASBP_DEFAULT_CONNECT_TIMEOUT_MS);
@@ -240,6 +282,9 @@ asbp_code asbp_source_get(asbp_ctx *ctx, const asbp_options *o,
         rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
         goto fail;
     }
+    rc = check_keywords(s->dsn, err);
+    if (rc)
+        goto fail;
     for (i = 0; i < asbp_dsn_count(s->dsn); i++) {
         if (i >= MAX_PARAMS - 12) {
             rc = asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
@@ -282,6 +327,8 @@ void asbp_source_free(asbp_source *s)
         free(s->password);
     }
     free(s->table);
+    for (i = 0; i < ASBP_SQL_COUNT; i++)
+        free(s->sql[i]);
     free(s->ca_file);
     free(s->ca_path);
     free(s->cert_file);
@@ -294,6 +341,7 @@ const char *asbp_source_key(const asbp_source *s) { return s->key; }
 const char *asbp_source_display(const asbp_source *s) { return asbp_dsn_display(s->dsn); }
 const char *asbp_source_table_sql(const asbp_source *s) { return s->table_sql; }
 const char *asbp_source_table(const asbp_source *s) { return s->table; }
+const char *asbp_source_sql(const asbp_source *s, asbp_sql_id id) { return s->sql[id]; }
 asbp_ctx *asbp_source_ctx(asbp_source *s) { return s->ctx; }
 asbp_cluster *asbp_source_cluster(asbp_source *s) { return s->cluster; }
 int asbp_source_has_patroni(const asbp_source *s) { return s->nurls > 0; }
@@ -620,10 +668,11 @@ asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
     int failovers = 0, retries = 0;
     int64_t backoff = 0;
     asbp_cluster_stats *st = asbp_cluster_stats_of(s->cluster);
-    asbp_err last;
+    asbp_err last, first;
     asbp_code rc;
 
     asbp_err_clear(&last);
+    asbp_err_clear(&first);
     for (;;) {
         rc = ASBP_OK;
         if (!*conn)
@@ -633,10 +682,11 @@ asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
             if (rc == ASBP_OK) {
                 if (failovers)
                     asbp_log(asbp_ctx_logger(s->ctx), ASBP_LOG_INFO,
-                             "DataSource %s: operation succeeded on %s after "
-                             "failover (%lld ms)", asbp_dsn_display(s->dsn),
-                             asbp_conn_server(*conn),
-                             (long long)(asbp_ctx_now(s->ctx) - start_ms));
+                             "DataSource %s: reconnected to %s, operation "
+                             "succeeded after %lld ms (first error: %s)",
+                             asbp_dsn_display(s->dsn), asbp_conn_server(*conn),
+                             (long long)(asbp_ctx_now(s->ctx) - start_ms),
+                             first.msg);
                 return ASBP_OK;
             }
         }
@@ -656,8 +706,10 @@ asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
             continue;
         }
         last = *err;
-        if (failovers++ == 0)
+        if (failovers++ == 0) {
             st->failovers++;
+            first = *err;
+        }
         for (;;) {
             asbp_err ferr;
             int64_t now = asbp_ctx_now(s->ctx);

@@ -60,6 +60,16 @@ const char *asbp_source_key(const asbp_source *s);
 const char *asbp_source_display(const asbp_source *s);
 /* Table name quoted for SQL ("public"."sessions"). */
 const char *asbp_source_table_sql(const asbp_source *s);
+/* The store's statements for this table. */
+typedef enum asbp_sql_id {
+    ASBP_SQL_SELECT = 0,   /* $1 id -> a_session, FOR UPDATE */
+    ASBP_SQL_INSERT,       /* $1 id, $2 a_session */
+    ASBP_SQL_UPDATE,       /* $1 id, $2 a_session */
+    ASBP_SQL_DELETE,       /* $1 id */
+    ASBP_SQL_CHECK,        /* $1 id, $2 a_session -> a_session = $2, FOR UPDATE */
+    ASBP_SQL_COUNT
+} asbp_sql_id;
+const char *asbp_source_sql(const asbp_source *s, asbp_sql_id id);
 /* Table name as the user gave it. */
 const char *asbp_source_table(const asbp_source *s);
 asbp_ctx *asbp_source_ctx(asbp_source *s);

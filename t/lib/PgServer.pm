@@ -1,0 +1,254 @@
+package PgServer;
+
+# A throwaway PostgreSQL server for the tests: initdb in a temporary
+# directory, a free port on 127.0.0.1, an application user and a sessions
+# table; always stopped (by pid) when the test ends, even when it dies.
+#
+#   use lib 't/lib';
+#   use PgServer;
+#   my $pg = PgServer->start_or_skip;      # skips, or fails under CI
+#   my $args = { $pg->options };           # DataSource, UserName, Password
+#
+# When the server binaries are missing the test is skipped with a clear
+# message, unless ASBP_REQUIRE_DB or CI is set: then it fails.  As root,
+# the server runs as the unprivileged user "postgres".
+
+use strict;
+use warnings;
+use Carp qw(croak);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(sleep time);
+
+our @LIVE;    # servers started by this process
+
+sub bindir {
+    my @dirs = sort { ver($b) <=> ver($a) } grep { -x "$_/initdb" && -x "$_/postgres" }
+      glob('/usr/lib/postgresql/*/bin');
+    push @dirs, $ENV{ASBP_PG_BINDIR} if $ENV{ASBP_PG_BINDIR};
+    return $dirs[0];
+}
+sub ver { my ($d) = @_; $d =~ m{/(\d+)(?:\.\d+)?/bin} ? $1 : 0 }
+
+sub required { return $ENV{ASBP_REQUIRE_DB} || $ENV{CI} }
+
+# (1) or (0, reason)
+sub available {
+    my $bin = bindir();
+    return ( 0, 'PostgreSQL server binaries not found (install the Debian package "postgresql")' )
+      unless $bin;
+    if ( $> == 0 ) {
+        my @pw = getpwnam('postgres');
+        return ( 0, 'running as root and no "postgres" user to run the server as' ) unless @pw;
+    }
+    return (1);
+}
+
+# Skips the whole test (or fails it under CI) when no server can be started.
+sub start_or_skip {
+    my ( $class, %opt ) = @_;
+    my ( $ok, $why ) = available();
+    my $pg;
+    if ($ok) {
+        $pg = eval { $class->new(%opt) };
+        ( $ok, $why ) = ( 0, "cannot start PostgreSQL: $@" ) unless $pg;
+    }
+    return $pg if $ok;
+    require Test::More;
+    if ( required() ) {
+        Test::More::plan( tests => 1 );
+        Test::More::fail("PostgreSQL is required here (ASBP_REQUIRE_DB/CI set): $why");
+        exit 1;
+    }
+    Test::More::plan( skip_all => "needs a PostgreSQL server: $why" );
+}
+
+sub free_port {
+    for ( 1 .. 50 ) {
+        my $s = IO::Socket::INET->new( Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0, ReuseAddr => 1 )
+          or next;
+        my $port = $s->sockport;
+        close $s;
+        return $port;
+    }
+    croak "no free port";
+}
+
+# Runs a command, as postgres when we are root; returns its output.
+sub run_as {
+    my ( $self, @cmd ) = @_;
+    my $out = '';
+    pipe( my $r, my $w ) or croak "pipe: $!";
+    my $pid = fork // croak "fork: $!";
+    if ( !$pid ) {
+        close $r;
+        open STDOUT, '>&', $w;
+        open STDERR, '>&', $w;
+        open STDIN, '<', '/dev/null';
+        $self->drop_privileges;
+        $ENV{LC_ALL} = 'C.UTF-8';
+        delete @ENV{qw(PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSERVICE PGOPTIONS)};
+        exec @cmd or POSIX::_exit(127);
+    }
+    close $w;
+    local $/;
+    $out = <$r> // '';
+    close $r;
+    waitpid $pid, 0;
+    return wantarray ? ( $? >> 8, $out ) : $out;
+}
+
+sub drop_privileges {
+    my ($self) = @_;
+    return unless $> == 0;
+    my ( $uid, $gid ) = ( getpwnam('postgres') )[ 2, 3 ];
+    $( = $) = "$gid $gid";
+    $< = $> = $uid;
+    die "cannot become postgres" if $> != $uid;
+}
+
+sub new {
+    my ( $class, %opt ) = @_;
+    my $bin = bindir() or croak "no PostgreSQL binaries";
+    my $base = tempdir( 'asbp-pg-XXXXXX', TMPDIR => 1, CLEANUP => 0 );
+    chmod 0755, $base;
+    my $self = bless {
+        bin      => $bin,
+        base     => $base,
+        data     => "$base/data",
+        sock     => "$base/sock",
+        log      => "$base/server.log",
+        port     => $opt{port} || free_port(),
+        user     => 'llng',
+        password => $opt{password} // 'llng-secret-pw',
+        dbname   => 'sessions',
+        owner    => $$,
+        fsync    => $opt{fsync} // 0,
+        settings => $opt{settings} || {},
+    }, $class;
+    mkdir $self->{sock};
+    if ( $> == 0 ) {
+        my ( $uid, $gid ) = ( getpwnam('postgres') )[ 2, 3 ];
+        chown $uid, $gid, $base, $self->{sock};
+    }
+    push @LIVE, $self;
+    my ( $rc, $out ) = $self->run_as( "$bin/initdb", '-D', $self->{data}, '-U', 'postgres',
+        '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8' );
+    croak "initdb failed ($rc): $out" if $rc;
+    $self->start;
+    $self->psql_super( "CREATE ROLE $self->{user} LOGIN PASSWORD '$self->{password}'",
+        'postgres' );
+    $self->psql_super( "CREATE DATABASE $self->{dbname} OWNER $self->{user}", 'postgres' );
+    $self->create_table( $opt{table} || 'sessions' ) unless $opt{no_table};
+    return $self;
+}
+
+sub start {
+    my ($self) = @_;
+    my @o = (
+        "-p $self->{port}", "-k $self->{sock}", "-h 127.0.0.1",
+        '-c shared_buffers=32MB', '-c max_connections=200',
+        '-c fsync=' . ( $self->{fsync} ? 'on' : 'off' ),
+        map { "-c $_=$self->{settings}{$_}" } sort keys %{ $self->{settings} }
+    );
+    my ( $rc, $out ) = $self->run_as( "$self->{bin}/pg_ctl", '-D', $self->{data}, '-l',
+        $self->{log}, '-o', join( ' ', @o ), '-w', '-t', '60', 'start' );
+    if ($rc) {
+        my $log = '';
+        if ( open my $fh, '<', $self->{log} ) { local $/; $log = <$fh> }
+        croak "pg_ctl start failed ($rc): $out\n$log";
+    }
+    $self->{running} = 1;
+    return $self;
+}
+
+sub stop {
+    my ( $self, $mode ) = @_;
+    return unless $self->{running} and $$ == $self->{owner};
+    $self->run_as( "$self->{bin}/pg_ctl", '-D', $self->{data}, '-m', $mode || 'fast', '-w',
+        '-t', '30', 'stop' );
+    # Whatever pg_ctl said, make sure no postmaster of ours survives.
+    if ( my $pid = $self->postmaster_pid ) {
+        kill 'KILL', $pid if kill 0, $pid;
+    }
+    $self->{running} = 0;
+}
+
+sub restart {
+    my ($self) = @_;
+    $self->stop('fast');
+    $self->start;
+}
+
+sub postmaster_pid {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{data}/postmaster.pid" or return;
+    my $pid = <$fh>;
+    chomp $pid if defined $pid;
+    return $pid && $pid =~ /^\d+$/ ? $pid : undef;
+}
+
+sub DESTROY { $_[0]->cleanup }
+
+sub cleanup {
+    my ($self) = @_;
+    return if $self->{cleaned} or $$ != $self->{owner};
+    $self->stop('immediate');
+    $self->{cleaned} = 1;
+    if ( $ENV{ASBP_KEEP_DB} ) {
+        print STDERR "# kept PostgreSQL data in $self->{base} (port $self->{port})\n";
+        return;
+    }
+    system( 'rm', '-rf', $self->{base} );
+}
+
+END { $_->cleanup for grep { defined } @LIVE; @LIVE = () }
+
+sub port     { $_[0]{port} }
+sub user     { $_[0]{user} }
+sub password { $_[0]{password} }
+sub dbname   { $_[0]{dbname} }
+sub dsn      { "dbi:Pg:dbname=$_[0]{dbname};host=127.0.0.1;port=$_[0]{port}" }
+
+sub options {
+    my ($self) = @_;
+    return ( DataSource => $self->dsn, UserName => $self->{user}, Password => $self->{password} );
+}
+
+# Runs SQL through psql as the superuser over the private socket.
+sub psql_super {
+    my ( $self, $sql, $db ) = @_;
+    my ( $rc, $out ) = $self->run_as( "$self->{bin}/psql", '-X', '-q', '-A', '-t', '-v',
+        'ON_ERROR_STOP=1', '-h', $self->{sock}, '-p', $self->{port}, '-U', 'postgres', '-d',
+        $db || $self->{dbname}, '-c', $sql );
+    croak "psql failed: $out" if $rc;
+    chomp $out;
+    return $out;
+}
+
+# Runs SQL as the application user (over the socket, trust).
+sub psql {
+    my ( $self, $sql ) = @_;
+    my ( $rc, $out ) = $self->run_as( "$self->{bin}/psql", '-X', '-q', '-A', '-t', '-v',
+        'ON_ERROR_STOP=1', '-h', $self->{sock}, '-p', $self->{port}, '-U', $self->{user},
+        '-d', $self->{dbname}, '-c', $sql );
+    croak "psql failed: $out" if $rc;
+    chomp $out;
+    return $out;
+}
+
+sub create_table {
+    my ( $self, $table, %o ) = @_;
+    my $t = $table;
+    my $logged = $o{unlogged} ? 'UNLOGGED' : '';
+    $self->psql(<<"SQL");
+CREATE $logged TABLE $t (id varchar(64) NOT NULL PRIMARY KEY, a_session jsonb);
+CREATE INDEX ON $t USING btree ((a_session ->> '_whatToTrace'));
+CREATE INDEX ON $t ((a_session ->> '_session_kind'));
+CREATE INDEX ON $t ((cast(a_session ->> '_utime' AS bigint)));
+CREATE INDEX ON $t USING btree ((a_session ->> 'ipAddr'));
+SQL
+}
+
+1;
