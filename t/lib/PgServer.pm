@@ -125,6 +125,7 @@ sub new {
         dbname   => 'sessions',
         owner    => $$,
         fsync    => $opt{fsync} // 0,
+        host_auth => $opt{host_auth} || 'scram-sha-256',
         settings => $opt{settings} || {},
     }, $class;
     mkdir $self->{sock};
@@ -134,7 +135,7 @@ sub new {
     }
     push @LIVE, $self;
     my ( $rc, $out ) = $self->run_as( "$bin/initdb", '-D', $self->{data}, '-U', 'postgres',
-        '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8' );
+        '--auth-local=trust', "--auth-host=$self->{host_auth}", '-E', 'UTF8', '--locale=C.UTF-8' );
     croak "initdb failed ($rc): $out" if $rc;
     $self->start;
     $self->psql_super( "CREATE ROLE $self->{user} LOGIN PASSWORD '$self->{password}'",

@@ -1,0 +1,191 @@
+#!/usr/bin/perl
+# Benchmark: create, read, update, delete through tie, for our class and for
+# Debian's pure-Perl Apache::Session::Browseable::PgJSON, in the same run on
+# the same throwaway PostgreSQL server (fsync on, logged table with the four
+# expression indexes, pre-filled with LL::NG-like sessions), plus the floor:
+# the same statements through raw libpq from bench/floor.c.
+#
+#   perl Makefile.PL && make && perl bench/tie.pl [--runs 3] [--seconds 3]
+#        [--rows 90000] [--auth trust|scram-sha-256]
+#
+# Each operation is measured for ours, the floor and PgJSON back to back
+# (the order rotates between runs), so that the machine's drift (WAL flush
+# times vary a lot on a small VM) hits all three alike.  Prints one table
+# per run and the median of the runs.
+#
+# --auth: how the server authenticates TCP connections.  The pure-Perl
+# module opens a connection per tie, so its figures depend on it (SCRAM
+# costs it about 30 ms per tie); ours keeps connections open.  Default
+# trust: the most favourable case for the pure-Perl module.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/../blib/lib", "$FindBin::Bin/../blib/arch";
+use Getopt::Long;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time);
+use PgServer;
+use Apache::Session::Browseable::Patroni;
+
+my %o = ( runs => 3, seconds => 3, rows => 90000, auth => 'trust' );
+GetOptions( \%o, 'runs=i', 'seconds=f', 'rows=i', 'auth=s' ) or die "bad options\n";
+$| = 1;
+
+my $have_pgjson = eval { require Apache::Session::Browseable::PgJSON; require DBD::Pg; 1 };
+warn "Apache::Session::Browseable::PgJSON not available: comparing with the floor only\n"
+  unless $have_pgjson;
+
+my $pg = PgServer->new( fsync => 1, host_auth => $o{auth} );
+my $args = { $pg->options, Commit => 1 };
+print "PostgreSQL ", $pg->psql('SHOW server_version'), " on 127.0.0.1:", $pg->port,
+  ", fsync on, logged table, 4 expression indexes, TCP auth $o{auth}\n";
+
+# An LL::NG-like SSO session: about 40 keys, ~1.3 kB of JSON.
+sub session_data {
+    my ($n) = @_;
+    my $t = 1700000000 + $n;
+    return {
+        _session_kind => 'SSO', _utime => $t, _lastSeen => $t, _startTime => '20231114221320',
+        _updateTime => '20231114221320', _whatToTrace => "user$n", _user => "user$n",
+        uid => "user$n", cn => "User Number $n", sn => "Number", givenName => 'User',
+        mail => "user$n\@example.com", ipAddr => '10.1.' . ( $n % 250 ) . '.' . ( $n % 200 ),
+        _httpSessionType => '', _auth => 'LDAP', _userDB => 'LDAP', _passwordDB => 'LDAP',
+        _issuerDB => 'Null', authenticationLevel => 2, _timezone => 1, _url => '',
+        _language => 'fr', _loginHistory => { successLogin => [ { _utime => $t, ipAddr => '10.1.2.3' } ] },
+        groups => 'users; admins; staff', hGroups => { users => { name => 'users' },
+            admins => { name => 'admins' }, staff => { name => 'staff' } },
+        _2fDevices => '[]', _clientIP => '10.1.2.3', _userIP => '10.1.2.3',
+        _dn => "uid=user$n,ou=users,dc=example,dc=com", _choice => '', _lastAuthnUTime => $t,
+        _sessionTimeout => 72000, _ssoOn => 1, _favicon => '/static/common/favicon.ico',
+        _portal => 'https://auth.example.com/', departmentNumber => 42,
+        employeeType => 'permanent', telephoneNumber => '+33 1 23 45 67 89',
+        postalAddress => '1 rue de la Paix, 75002 Paris', preferredLanguage => 'fr-FR',
+    };
+}
+
+# Pre-fill the table so that indexes and the heap have a realistic size.
+{
+    my $t0 = time;
+    my $json = JSON::XS->new->canonical;
+    my $f = "/tmp/asbp-bench-fill-$$.sql";
+    open my $fh, '>', $f or die;
+    print $fh "COPY sessions (id, a_session) FROM STDIN;\n";
+    for my $n ( 1 .. $o{rows} ) {
+        my $d = session_data($n);
+        my $id = sprintf '%064x', $n;
+        $d->{_session_id} = $id;
+        my $j = $json->encode($d);
+        $j =~ s/\\/\\\\/g;
+        print $fh "$id\t$j\n";
+    }
+    print $fh "\\.\n";
+    close $fh;
+    chmod 0644, $f;
+    $pg->psql_super("\\i $f");
+    unlink $f;
+    $pg->psql_super('VACUUM ANALYZE sessions');
+    printf "filled %d sessions in %.1f s\n", $o{rows}, time - $t0;
+}
+my $sample_json = JSON::XS->new->encode( session_data(0) );
+printf "session size: %d bytes of JSON, %d keys\n", length $sample_json, scalar keys %{ session_data(0) };
+
+
+# Pre-filled rows are handed out in disjoint ranges: reads and updates use
+# 1000 rows, deletes consume rows nobody else uses.
+my $next_row = 1;
+sub rows_for { my ($n) = @_; my $first = $next_row; $next_row += $n; die "not enough pre-filled rows (--rows)\n" if $next_row > $o{rows}; $first }
+my $hot = rows_for(1000);
+sub rowid { sprintf '%064x', $_[0] }
+
+# One operation through tie, as LL::NG performs it, for $secs seconds.
+sub bench_class {
+    my ( $class, $op, $secs ) = @_;
+    my $data = session_data(7);
+    my $limit = int( $secs * 3000 );
+    my $first = $op eq 'delete' ? rows_for($limit) : $hot;
+    my ( $t0, $n ) = ( time, 0 );
+    while ( time - $t0 < $secs && $n < $limit ) {
+        if ( $op eq 'create' ) {
+            tie my %s, $class, undef, {%$args};
+            @s{ keys %$data } = values %$data;
+            untie %s;
+        }
+        elsif ( $op eq 'read' ) {
+            tie my %s, $class, rowid( $first + $n % 1000 ), {%$args};
+            my $u = $s{uid};
+            untie %s;
+        }
+        elsif ( $op eq 'update' ) {
+            tie my %s, $class, rowid( $first + $n % 1000 ), {%$args};
+            $s{_lastSeen} = time;
+            untie %s;
+        }
+        else {
+            tie my %s, $class, rowid( $first + $n ), {%$args};
+            tied(%s)->delete;
+            untie %s;
+        }
+        $n++;
+    }
+    return $n / ( time - $t0 );
+}
+
+# The floor program.
+my $dir = tempdir( CLEANUP => 1 );
+my $cflags = `pkg-config --cflags libpq 2>/dev/null` || '-I' . `pg_config --includedir`;
+my $libs   = `pkg-config --libs libpq 2>/dev/null` || '-lpq';
+chomp( $cflags, $libs );
+system("cc -O2 $cflags -o $dir/floor $FindBin::Bin/floor.c $libs") == 0 or die "cannot build bench/floor.c\n";
+my $jf = "$dir/session.json";
+{ open my $fh, '>', $jf or die; print $fh $sample_json; }
+my $conninfo = sprintf "host=127.0.0.1 port=%d dbname=%s user=%s password=%s",
+  $pg->port, $pg->dbname, $pg->user, $pg->password;
+
+sub bench_floor {
+    my ( $op, $secs ) = @_;
+    my $limit = int( $secs * 3000 );
+    my $first = $op eq 'delete' ? rows_for($limit) : $hot;
+    my $out = `$dir/floor '$conninfo' sessions $jf $secs $op $first $limit`;
+    return $out =~ /^\w+ ([\d.]+)/ ? $1 : die "floor failed: $out\n";
+}
+
+my @ops = qw(create read update delete);
+my @who = ( 'ours', 'floor', $have_pgjson ? 'pgjson' : () );
+my %run = (
+    ours   => sub { bench_class( 'Apache::Session::Browseable::Patroni', @_ ) },
+    pgjson => sub { bench_class( 'Apache::Session::Browseable::PgJSON',  @_ ) },
+    floor  => \&bench_floor,
+);
+my @runs;
+for my $r ( 1 .. $o{runs} ) {
+    my %res;
+    for my $op (@ops) {
+        my @order = @who;
+        push @order, shift @order for 1 .. ( $r - 1 ) % @who;    # rotate
+        $res{$_}{$op} = $run{$_}->( $op, $o{seconds} ) for @order;
+    }
+    push @runs, \%res;
+    print_table( "run $r", \%res );
+}
+
+sub median { my @v = sort { $a <=> $b } @_; return $v[ $#v / 2 ] }
+
+my %med;
+for my $who (@who) {
+    for my $op (@ops) {
+        $med{$who}{$op} = median( map { $_->{$who}{$op} } @runs );
+    }
+}
+print_table( "median of $o{runs} runs", \%med );
+
+sub print_table {
+    my ( $title, $r ) = @_;
+    print "\n== $title: ops/s through tie (floor: the same statements through raw libpq) ==\n";
+    printf "%-8s %10s %10s %12s %10s %11s\n", 'op', 'PgJSON', 'ours', 'ours/PgJSON', 'floor', 'floor/ours';
+    for my $op (@ops) {
+        my ( $p, $u, $f ) = ( $r->{pgjson}{$op}, $r->{ours}{$op}, $r->{floor}{$op} );
+        printf "%-8s %10s %10.0f %12s %10.0f %11.2f\n", $op,
+          defined $p ? sprintf( '%.0f', $p ) : 'n/a', $u,
+          defined $p ? sprintf( '%.1fx', $u / $p ) : 'n/a', $f, $f / $u;
+    }
+}
