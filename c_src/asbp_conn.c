@@ -27,6 +27,8 @@ struct asbp_conn {
     size_t nstmts, capstmts;
     unsigned long prepares;
     unsigned long name_seq;  /* never reused within the connection */
+    int pending_cmds;        /* commands sent without waiting, results unread */
+    int pending_sync;        /* their sync result is unread (pipeline mode on) */
     const asbp_logger *lg;   /* borrowed: the context outlives connections */
 };
 
@@ -264,11 +266,27 @@ int asbp_conn_usable(asbp_conn *c)
         && PQstatus(c->pg) == CONNECTION_OK;
 }
 
+static asbp_code drain_pending(asbp_conn *c, const asbp_clock *clk,
+                               int64_t deadline_ms, int nowait, asbp_err *err);
+
 int asbp_conn_check_idle(asbp_conn *c)
 {
     struct pollfd pfd;
+    asbp_err e;
     if (!asbp_conn_usable(c))
         return 0;
+    if (c->pending_sync) {
+        /* Results of a ROLLBACK sent without waiting: read what has
+         * arrived; if they are still in flight, the next pipeline reads
+         * them (an error there is handled like any other). */
+        asbp_err_clear(&e);
+        if (drain_pending(c, NULL, 0, 1, &e) != ASBP_OK) {
+            c->broken = 1;
+            return 0;
+        }
+        if (c->pending_sync)
+            return 1;
+    }
     /* An idle connection has nothing to read.  Something readable is the
      * server saying goodbye (a FATAL such as "terminating connection due
      * to administrator command", then EOF): don't use it. */
@@ -310,11 +328,16 @@ int asbp_conn_set_key(asbp_conn *c, const char *key)
 }
 unsigned long asbp_conn_prepare_count(const asbp_conn *c) { return c ? c->prepares : 0; }
 
+int asbp_conn_pending(const asbp_conn *c)
+{
+    return c && c->pending_sync;
+}
+
 int asbp_conn_in_transaction(asbp_conn *c)
 {
     PGTransactionStatusType t;
-    if (!c || !c->pg)
-        return 0;
+    if (!c || !c->pg || c->pending_sync)
+        return 0;   /* only a ROLLBACK can be pending: no transaction after it */
     t = PQtransactionStatus(c->pg);
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
 }
@@ -431,6 +454,98 @@ static asbp_code flush_all(asbp_conn *c, const asbp_clock *clk,
     }
 }
 
+/*
+ * Reads the results left by asbp_conn_send_nowait.  With nowait, stops
+ * (ASBP_OK, still pending) when more data must be waited for.  Errors of
+ * the pending statements themselves are ignored (a failed ROLLBACK leaves
+ * nothing behind); a lost connection is reported.
+ */
+static asbp_code drain_pending(asbp_conn *c, const asbp_clock *clk,
+                               int64_t deadline_ms, int nowait, asbp_err *err)
+{
+    while (c->pending_sync) {
+        PGresult *r;
+        if (nowait) {
+            if (!PQconsumeInput(c->pg)) {
+                c->broken = 1;
+                return asbp_conn_result_error(c, NULL, err);
+            }
+            if (PQisBusy(c->pg))
+                return ASBP_OK;
+        } else {
+            asbp_code rc = wait_result(c, clk, deadline_ms, err);
+            if (rc)
+                return rc;
+        }
+        r = PQgetResult(c->pg);
+        if (!r) {
+            if (c->pending_cmds > 0)
+                c->pending_cmds--;
+            continue;
+        }
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC && c->pending_cmds == 0) {
+            c->pending_sync = 0;
+        } else if (PQstatus(c->pg) != CONNECTION_OK) {
+            asbp_conn_result_error(c, r, err);
+            PQclear(r);
+            c->broken = 1;
+            return err->code;
+        }
+        PQclear(r);
+    }
+    return ASBP_OK;
+}
+
+asbp_code asbp_conn_settle(asbp_conn *c, const asbp_clock *clk,
+                           int64_t deadline_ms, asbp_err *err)
+{
+    asbp_code rc;
+    if (!c->pending_sync)
+        return ASBP_OK;
+    rc = drain_pending(c, clk, deadline_ms, 0, err);
+    if (rc)
+        return rc;
+    if (!PQexitPipelineMode(c->pg)) {
+        c->broken = 1;
+        return asbp_conn_result_error(c, NULL, err);
+    }
+    return ASBP_OK;
+}
+
+asbp_code asbp_conn_send_nowait(asbp_conn *c, const asbp_query *q, int n,
+                                const asbp_clock *clk, int64_t deadline_ms,
+                                asbp_err *err)
+{
+    int i;
+    asbp_code rc;
+    if (!asbp_conn_usable(c))
+        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
+                            "connection to %s is not usable", c->server);
+    rc = asbp_conn_settle(c, clk, deadline_ms, err);
+    if (rc)
+        return rc;
+    if (!PQenterPipelineMode(c->pg)) {
+        c->broken = 1;
+        return asbp_conn_result_error(c, NULL, err);
+    }
+    ASBP_TRACE(c->lg, "pid %ld: %d sent to %s without waiting: %s",
+               (long)getpid(), n, c->server, q[0].sql);
+    for (i = 0; i < n; i++) {
+        if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].values,
+                               q[i].lengths, NULL, 0)) {
+            c->broken = 1;
+            return asbp_conn_result_error(c, NULL, err);
+        }
+    }
+    if (!PQpipelineSync(c->pg)) {
+        c->broken = 1;
+        return asbp_conn_result_error(c, NULL, err);
+    }
+    c->pending_cmds = n;
+    c->pending_sync = 1;
+    return flush_all(c, clk, deadline_ms, err);
+}
+
 asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
                              PGresult **res, const asbp_clock *clk,
                              int64_t deadline_ms, int *failed_at, asbp_err *err)
@@ -450,7 +565,7 @@ asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
     if (!asbp_conn_usable(c))
         return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
                             "connection to %s is not usable", c->server);
-    if (!PQenterPipelineMode(c->pg)) {
+    if (!c->pending_sync && !PQenterPipelineMode(c->pg)) {
         c->broken = 1;
         return asbp_conn_result_error(c, NULL, err);
     }
@@ -493,6 +608,11 @@ asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
         goto out_exit;
     }
     rc = flush_all(c, clk, deadline_ms, err);
+    if (rc)
+        goto out_exit;
+    /* Results still unread from a statement sent without waiting come
+     * first: read them now, in the same round trip as ours. */
+    rc = drain_pending(c, clk, deadline_ms, 0, err);
     if (rc)
         goto out_exit;
 

@@ -77,6 +77,24 @@ asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
                              int64_t deadline_ms, int *failed_at,
                              asbp_err *err);
 
+/*
+ * Sends statements (plain, not prepared) and a sync without waiting for
+ * their results: they are read by the next asbp_conn_pipeline (in the same
+ * round trip as its own statements) or by asbp_conn_settle.  Used for the
+ * ROLLBACK that ends a transaction that changed nothing: the server releases
+ * the row lock as soon as it reads it, and the caller does not wait.
+ * A failure to send marks the connection broken.
+ */
+asbp_code asbp_conn_send_nowait(asbp_conn *c, const asbp_query *q, int n,
+                                const asbp_clock *clk, int64_t deadline_ms,
+                                asbp_err *err);
+/* Reads what asbp_conn_send_nowait left pending, leaves pipeline mode.
+ * Needed before using the PGconn directly (libpq calls outside this module). */
+asbp_code asbp_conn_settle(asbp_conn *c, const asbp_clock *clk,
+                           int64_t deadline_ms, asbp_err *err);
+/* Non-zero while results of asbp_conn_send_nowait are unread. */
+int asbp_conn_pending(const asbp_conn *c);
+
 /* Waits for the socket (POLLIN and/or POLLOUT) until the deadline.
  * Returns 1 ready, 0 timeout, -1 error. */
 int asbp_conn_wait(asbp_conn *c, int for_read, int for_write,

@@ -95,7 +95,7 @@ void asbp_pool_checkin(asbp_pool *p, const char *key, asbp_conn *c)
     if (!c)
         return;
     if (!p || !asbp_conn_usable(c) || asbp_conn_in_transaction(c)
-        || PQisBusy(asbp_conn_pg(c))) {
+        || (!asbp_conn_pending(c) && PQisBusy(asbp_conn_pg(c)))) {
         asbp_conn_free(c);
         return;
     }

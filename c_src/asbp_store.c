@@ -91,19 +91,23 @@ static void fork_guard(asbp_store *st)
     }
 }
 
-/* Ends whatever transaction is open with ROLLBACK; keeps a healthy conn. */
+/*
+ * Ends whatever transaction is open with ROLLBACK, without waiting for its
+ * answer (the next user of the connection reads it in the same round trip
+ * as its own statements), and gives the connection back.  Nothing was
+ * written, so nothing is lost if the ROLLBACK never arrives: the server
+ * ends the transaction when the connection goes.
+ */
 static void rollback_and_release(asbp_store *st)
 {
     if (st->conn && asbp_conn_in_transaction(st->conn)) {
-        asbp_query q = { SQL_ROLLBACK, 1, 0, NULL, NULL };
-        PGresult *r = NULL;
+        asbp_query q = { SQL_ROLLBACK, 0, 0, NULL, NULL };
         asbp_err e;
         asbp_ctx *ctx = asbp_source_ctx(st->src);
         int64_t dl = asbp_ctx_now(ctx) + asbp_source_failover_timeout(st->src);
         asbp_err_clear(&e);
-        if (asbp_conn_pipeline(st->conn, &q, 1, &r, asbp_ctx_clock(ctx), dl, NULL, &e))
+        if (asbp_conn_send_nowait(st->conn, &q, 1, asbp_ctx_clock(ctx), dl, &e))
             asbp_conn_set_broken(st->conn);  /* the server ends it for us */
-        PQclear(r);
     }
     if (st->conn)
         asbp_source_release(st->src, st->conn);
