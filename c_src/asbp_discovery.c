@@ -206,8 +206,11 @@ static void describe_curl_error(ep *e, int64_t timeout_ms)
         snprintf(e->why, sizeof e->why, "TLS error (%s)", detail);
         break;
     default:
-        snprintf(e->why, sizeof e->why, "%s (%s)", curl_easy_strerror(e->cc),
-                 detail);
+        if (!strcmp(detail, curl_easy_strerror(e->cc)))
+            snprintf(e->why, sizeof e->why, "%s", detail);
+        else
+            snprintf(e->why, sizeof e->why, "%s (%s)", curl_easy_strerror(e->cc),
+                     detail);
         break;
     }
 }
