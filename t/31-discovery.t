@@ -85,7 +85,7 @@ sub probe_together {
     for my $try ( 1 .. 3 ) {
         $r = probe(@args);
         return $r if $want->($r);
-        diag("attempt $try: the answers did not arrive together: $r->{out}");
+        diag("attempt $try: the answers did not arrive together (retrying): $r->{out}");
     }
     return $r;
 }
@@ -430,7 +430,7 @@ for my $t (@bad) {
     $r = probe( '--url', $hang->url, '--url', $ok->url, '--ca-file', $pki->{ca_crt}, '--timeout-ms', 3000 );
     is( $r->{outcome}, 'LEADER', 'TLS: hanging first endpoint, healthy second: LEADER' );
     is( $r->{endpoint}, $ok->masked_url, '  from the healthy one' );
-    ok( $r->{elapsed_ms} < ms(1000), "  without waiting ($r->{elapsed_ms} ms)" );
+    ok( $r->{elapsed_ms} < ms(2000), "  without waiting for the timeout ($r->{elapsed_ms} ms for 3000)" );
 }
 
 done_testing();

@@ -163,6 +163,7 @@ sub _serve {
     $SIG{CHLD} = 'IGNORE';
     $SIG{PIPE} = 'IGNORE';
     $SIG{TERM} = sub { POSIX::_exit(0) };
+    require IO::Socket::SSL if $self->{tls};   # once, not per connection
     my $server = $$;
     while (1) {
         POSIX::_exit(0) if getppid() != $self->{owner};
@@ -171,9 +172,10 @@ sub _serve {
         next unless select( my $rout = $rin, undef, undef, 0.5 ) > 0;
         my $c = $lsn->accept or next;
         $self->_event('conn');
-        if ( $self->{mode} eq 'json' && !$self->{tls} && !$self->{delay_ms} ) {
-            # Quick answers are given inline: no fork, so that two servers
-            # answer within a few milliseconds of each other.
+        if ( $self->{mode} eq 'json' && !$self->{tls} ) {
+            # Plain answers are given inline, no fork, so that two servers
+            # answer within a few milliseconds of each other (a delay_ms
+            # then holds back the next connection too).
             eval { $self->_conn( $c, $server ) };
             print STDERR "connection: $@" if $@;
             close $c;
