@@ -68,10 +68,16 @@ char *asbp_url_mask(const char *url, char *buf, size_t n);
 
 /*
  * Runs one discovery round.  Returns ASBP_OK whatever the outcome (see
- * res->outcome; for FAILED err also holds a summary), or an error for a
- * local failure (no memory, libcurl unusable, no endpoint configured).
- * deadline_ms is an absolute time on clk; the round ends by
- * min(now + cfg->timeout_ms, deadline_ms).
+ * res->outcome; for FAILED err also holds a summary and, when one applies,
+ * the libcurl code of the first endpoint that had one), or an error for a
+ * local failure (no memory, libcurl unusable, no endpoint configured,
+ * ASBP_E_TIMEOUT when the deadline has already passed: the API was not
+ * asked).  deadline_ms is an absolute time on clk; the round ends by
+ * min(now + cfg->timeout_ms, deadline_ms); a value <= 0 (deadline_ms or
+ * timeout_ms) means "none", and at least one is required.
+ * res is overwritten (clear it first if it owns a topology).
+ * The caller must have called curl_global_init(CURL_GLOBAL_DEFAULT) once
+ * in the process.  Proxies from the environment are never used.
  */
 asbp_code asbp_discover(const asbp_discovery_cfg *cfg, const asbp_clock *clk,
                         int64_t deadline_ms, const asbp_logger *lg,

@@ -15,14 +15,20 @@
 #include "asbp_err.h"
 
 #define ASBP_PATRONI_MAX_BODY (1024 * 1024)   /* 1 MiB */
+#define ASBP_PATRONI_MAX_DEPTH 64              /* nesting of objects/arrays */
+#define ASBP_PATRONI_MAX_MEMBERS 1024          /* entries of "members" */
 
 typedef struct asbp_member {
     char *name;      /* owned; NULL when absent */
     char *role;      /* owned; NULL when absent */
     char *state;     /* owned; NULL when absent */
-    char *host;      /* owned; NULL when absent or not a non-empty string */
+    char *host;      /* owned; NULL when absent or not a sane host: a
+                        non-empty string of at most 255 bytes without NUL,
+                        comma, whitespace or control characters */
     char *api_url;   /* owned; NULL when absent */
-    int port;        /* 1..65535, or 0 when absent or not sane */
+    int port;        /* 1..65535, or 0 when absent or not sane (a JSON
+                        integer, or a string of digits only; floats,
+                        negatives, bools... give 0) */
 } asbp_member;
 
 typedef struct asbp_topology {
@@ -34,7 +40,10 @@ typedef struct asbp_topology {
  * Parses body (len bytes, need not be NUL-terminated).  ASBP_OK and a
  * topology, or an error (ASBP_E_DISCOVERY) explaining why the answer is not
  * a valid /cluster answer: not JSON, truncated, not an object, no
- * "members" array, too large, nested too deep.
+ * "members" array, a member that is not an object, too large, nested too
+ * deep, too many members.  The message never quotes the body.
+ * name/role/state/api_url are kept with NUL and control characters
+ * replaced by '?'; a key given twice keeps its last value.
  */
 asbp_code asbp_patroni_parse(const char *body, size_t len,
                              asbp_topology **out, asbp_err *err);
@@ -52,7 +61,10 @@ typedef enum asbp_leader_status {
 /*
  * Leader selection on a parsed answer.  *leader is set for OK,
  * NOT_RUNNING and BAD_ADDRESS (the member concerned), else NULL.
- * "standby_leader" is never a leader.
+ * Only role "leader" (case-sensitive) counts: "standby_leader", "master",
+ * "replica", "sync_standby", "quorum_standby" do not.  The address is
+ * checked before the state: a leader without host or port is BAD_ADDRESS
+ * whatever its state.
  */
 asbp_leader_status asbp_topology_leader(const asbp_topology *t,
                                         const asbp_member **leader);

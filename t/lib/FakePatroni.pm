@@ -1,0 +1,412 @@
+package FakePatroni;
+
+# A fake Patroni REST API for the tests: one forked server per instance,
+# listening on 127.0.0.1 on a free port, answering every connection with a
+# scripted behaviour.
+#
+#   my $s = FakePatroni->new(body => $json);              # 200 + body
+#   my $s = FakePatroni->new(status => 503, body => '');  # HTTP error
+#   my $s = FakePatroni->new(mode => 'hang');     # accept, never answer
+#   my $s = FakePatroni->new(mode => 'trickle', body => $json); # 1 byte/s
+#   my $s = FakePatroni->new(mode => 'close');    # read request, close
+#   my $s = FakePatroni->new(mode => 'big', size => 2 * 1024 * 1024,
+#                            chunked => 0|1);     # oversized 200 answer
+#   my $s = FakePatroni->new(mode => 'raw', raw => "HTTP/1.1 ...");
+#   delay_ms => N: wait before answering (json mode).
+#   tls => { cert => F, key => F, client_ca => F }: HTTPS; with client_ca
+#   a client certificate signed by it is required.
+#   my $url = FakePatroni->refused_url;           # nothing listens there
+#
+#   $s->url            http(s)://llng:s3cr3t-pw@127.0.0.1:PORT/cluster
+#   $s->url(creds => 0, host => 'localhost', path => '/x')
+#   $s->masked_url     the same URL as asbp_url_mask prints it
+#   $s->connections    TCP connections accepted
+#   $s->requests       HTTP requests read (after the TLS handshake)
+#   $s->tls_failures   TLS handshakes that failed on the server side
+#   $s->stop           kill it (also done in END, even when a test dies)
+#
+#   FakePatroni::pki() generates, once per test process, with `openssl`:
+#   ca_crt, ca_dir (rehashed), server_crt/key (127.0.0.1 + localhost),
+#   wrong_crt/key (wrong.example.org only), self_crt/key (self-signed),
+#   client_ca_crt, client_crt/key.
+#
+# Every child runs in its own process group, exits when the test process
+# is gone, never writes to the test's STDOUT, and leaves with POSIX::_exit
+# (so no END block of the test runs twice).
+
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes ();
+
+our $USER     = 'llng';
+our $PASSWORD = 's3cr3t-pw';
+
+my %live;    # pid => server, for END
+my $pki;
+
+sub new {
+    my ( $class, %o ) = @_;
+    my $dir = tempdir( CLEANUP => 1 );
+    my $lsn = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1',
+        LocalPort => 0,
+        Listen    => 64,
+        ReuseAddr => 1,
+        Proto     => 'tcp',
+    ) or die "FakePatroni: cannot listen: $!";
+    my $self = bless {
+        mode   => 'json',
+        status => 200,
+        body   => '{"members":[]}',
+        %o,
+        dir    => $dir,
+        port   => $lsn->sockport,
+        owner  => $$,
+        events => "$dir/events",
+    }, $class;
+    open my $fh, '>', $self->{events} or die "FakePatroni: $self->{events}: $!";
+    close $fh;
+    my $pid = fork;
+    die "FakePatroni: fork: $!" unless defined $pid;
+    if ( !$pid ) {
+        eval { $self->_serve($lsn) };
+        POSIX::_exit(0);
+    }
+    close $lsn;
+    $self->{pid} = $pid;
+    $live{$pid} = $self;
+    return $self;
+}
+
+sub port { $_[0]{port} }
+
+sub url {
+    my ( $self, %o ) = @_;
+    my $scheme = $self->{tls} ? 'https' : 'http';
+    my $creds  = ( $o{creds} // 1 ) ? "$USER:$PASSWORD\@" : '';
+    my $host   = $o{host} // '127.0.0.1';
+    my $path   = $o{path} // '/cluster';
+    return "$scheme://$creds$host:$self->{port}$path";
+}
+
+sub masked_url {
+    my ( $self, %o ) = @_;
+    my $u = $self->url(%o);
+    $u =~ s/:\Q$PASSWORD\E\@/:***\@/;
+    return $u;
+}
+
+# A URL on a port where nothing listens (bound, then closed at once).
+sub refused_url {
+    my ( $class, %o ) = @_;
+    my $s = IO::Socket::INET->new( LocalAddr => '127.0.0.1', LocalPort => 0,
+        Listen => 1, Proto => 'tcp' ) or die "FakePatroni: $!";
+    my $port = $s->sockport;
+    close $s;
+    my $creds = ( $o{creds} // 1 ) ? "$USER:$PASSWORD\@" : '';
+    return "http://${creds}127.0.0.1:$port/cluster";
+}
+
+sub _events {
+    my ($self) = @_;
+    open my $fh, '<', $self->{events} or return ();
+    my @l = <$fh>;
+    close $fh;
+    chomp @l;
+    return @l;
+}
+
+sub connections  { scalar grep { /^conn$/ } $_[0]->_events }
+sub requests     { scalar grep { /^req / } $_[0]->_events }
+sub tls_failures { scalar grep { /^tls_fail/ } $_[0]->_events }
+sub request_paths { map { /^req \S+ (\S+)/ ? $1 : () } $_[0]->_events }
+
+sub stop {
+    my ($self) = @_;
+    my $pid = delete $self->{pid} or return;
+    delete $live{$pid};
+    return unless $self->{owner} == $$;
+    kill 'KILL', -$pid;    # the server and its per-connection children
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+}
+
+sub DESTROY { $_[0]->stop }
+
+END {
+    my $status = $?;
+    $_->stop for values %live;
+    $? = $status;
+}
+
+# ---- the server (child) ------------------------------------------------
+
+sub _event {
+    my ( $self, $what ) = @_;
+    # One short write with O_APPEND: lines of concurrent children do not mix.
+    if ( open my $fh, '>>', $self->{events} ) {
+        syswrite $fh, "$what\n";
+        close $fh;
+    }
+}
+
+sub _serve {
+    my ( $self, $lsn ) = @_;
+    setpgrp( 0, 0 );
+    open STDIN,  '<',  '/dev/null';
+    open STDOUT, '>',  '/dev/null';
+    open STDERR, '>>', "$self->{dir}/log";
+    $SIG{CHLD} = 'IGNORE';
+    $SIG{PIPE} = 'IGNORE';
+    $SIG{TERM} = sub { POSIX::_exit(0) };
+    require IO::Socket::SSL if $self->{tls};   # once, not per connection
+    my $server = $$;
+    while (1) {
+        POSIX::_exit(0) if getppid() != $self->{owner};
+        my $rin = '';
+        vec( $rin, fileno($lsn), 1 ) = 1;
+        next unless select( my $rout = $rin, undef, undef, 0.5 ) > 0;
+        my $c = $lsn->accept or next;
+        $self->_event('conn');
+        if ( $self->{mode} eq 'json' && !$self->{tls} ) {
+            # Plain answers are given inline, no fork, so that two servers
+            # answer within a few milliseconds of each other (a delay_ms
+            # then holds back the next connection too).
+            eval { $self->_conn( $c, $server ) };
+            print STDERR "connection: $@" if $@;
+            close $c;
+            next;
+        }
+        my $pid = fork;
+        if ( defined $pid && !$pid ) {
+            close $lsn;
+            eval { $self->_conn( $c, $server ) };
+            print STDERR "connection: $@" if $@;
+            POSIX::_exit(0);
+        }
+        close $c;
+    }
+}
+
+# Sleeps until the server process is gone (its children are then orphans).
+sub _wait_forever {
+    my ($server) = @_;
+    Time::HiRes::sleep(0.2) while getppid() == $server;
+}
+
+sub _write_all {
+    my ( $c, $data ) = @_;
+    my $off = 0;
+    while ( $off < length $data ) {
+        my $n = $c->syswrite( $data, length($data) - $off, $off );
+        return 0 unless $n;
+        $off += $n;
+    }
+    return 1;
+}
+
+my %reason = ( 200 => 'OK', 301 => 'Moved Permanently', 404 => 'Not Found',
+    500 => 'Internal Server Error', 503 => 'Service Unavailable' );
+
+sub _head {
+    my ( $status, %h ) = @_;
+    my $s = "HTTP/1.1 $status " . ( $reason{$status} // 'Whatever' ) . "\r\n";
+    $s .= "$_: $h{$_}\r\n" for sort keys %h;
+    return "${s}Connection: close\r\n\r\n";
+}
+
+sub _conn {
+    my ( $self, $c, $server ) = @_;
+    my $mode = $self->{mode};
+    if ( my $t = $self->{tls} ) {
+        require IO::Socket::SSL;
+        my %v = $t->{client_ca}
+          ? ( SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_PEER()
+                | IO::Socket::SSL::SSL_VERIFY_FAIL_IF_NO_PEER_CERT(),
+              SSL_ca_file => $t->{client_ca} )
+          : ( SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE() );
+        my $ok = IO::Socket::SSL->start_SSL( $c,
+            SSL_server    => 1,
+            SSL_cert_file => $t->{cert},
+            SSL_key_file  => $t->{key},
+            Timeout       => 10,
+            %v );
+        if ( !$ok ) {
+            my $e = IO::Socket::SSL::errstr() // '';
+            $e =~ s/\s+/ /g;
+            $self->_event("tls_fail $e");
+            return;
+        }
+        $self->_event('tls_ok');
+    }
+
+    # The request head (the body of a GET is empty).
+    my $req = '';
+    local $SIG{ALRM} = sub { die "request read timeout\n" };
+    alarm 10;
+    while ( $req !~ /\r\n\r\n/ ) {
+        my $n = $c->sysread( $req, 4096, length $req );
+        last unless $n;
+    }
+    alarm 0;
+    if ( $req =~ /^(\S+) (\S+) HTTP/ ) {
+        $self->_event("req $1 $2");
+    }
+    else {
+        # TLS 1.3: a client refused by the server can finish its side of
+        # the handshake; its request is then never read.
+        $self->_event('noreq');
+        return;
+    }
+
+    if ( $mode eq 'hang' ) {
+        _wait_forever($server);
+        return;
+    }
+    return if $mode eq 'close';
+    if ( $mode eq 'raw' ) {
+        _write_all( $c, $self->{raw} );
+        return;
+    }
+    Time::HiRes::sleep( $self->{delay_ms} / 1000 ) if $self->{delay_ms};
+    if ( $mode eq 'trickle' ) {
+        my $body = $self->{body};
+        _write_all( $c, _head( 200, 'Content-Type' => 'application/json',
+            'Content-Length' => length $body ) ) or return;
+        for my $ch ( split //, $body ) {
+            _write_all( $c, $ch ) or return;
+            sleep 1;
+            return if getppid() != $server;
+        }
+        return;
+    }
+    if ( $mode eq 'big' ) {
+        my $size = $self->{size} // 2 * 1024 * 1024;
+        my $head = '{"members":[],"pad":"';
+        my $body = $head . ( 'x' x ( $size - length($head) - 2 ) ) . '"}';
+        if ( $self->{chunked} ) {
+            _write_all( $c, _head( 200, 'Content-Type' => 'application/json',
+                'Transfer-Encoding' => 'chunked' ) ) or return;
+            for ( my $off = 0 ; $off < length $body ; $off += 65536 ) {
+                my $part = substr( $body, $off, 65536 );
+                _write_all( $c, sprintf( "%x\r\n%s\r\n", length $part, $part ) ) or return;
+            }
+            _write_all( $c, "0\r\n\r\n" );
+        }
+        else {
+            _write_all( $c, _head( 200, 'Content-Type' => 'application/json',
+                'Content-Length' => length $body ) . $body );
+        }
+        return;
+    }
+    # json (default)
+    my $body = $self->{body};
+    _write_all( $c, _head( $self->{status}, 'Content-Type' => 'application/json',
+        'Content-Length' => length $body, %{ $self->{headers} || {} } ) . $body );
+    # Let the client read before the socket closes.
+    $c->shutdown(1) if $c->can('shutdown') && !$self->{tls};
+    return;
+}
+
+# ---- certificates ------------------------------------------------------
+
+sub _run {
+    my ( $log, @cmd ) = @_;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ( !$pid ) {
+        open STDIN,  '<',  '/dev/null';
+        open STDOUT, '>>', $log;
+        open STDERR, '>>', $log;
+        exec @cmd or POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    if ($?) {
+        my $out = do { local ( @ARGV, $/ ) = ($log); <> } // '';
+        die "FakePatroni: '@cmd' failed:\n$out";
+    }
+}
+
+sub pki {
+    return $pki if $pki;
+    my $d   = tempdir( CLEANUP => 1 );
+    my $log = "$d/openssl.log";
+    my $cnf = "$d/openssl.cnf";
+    open my $fh, '>', $cnf or die "$cnf: $!";
+    print $fh <<'EOC';
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+[wrong]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:wrong.example.org
+[client]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+EOC
+    close $fh;
+    my %p;
+    my $key = sub {
+        my $f = "$d/$_[0].key";
+        _run( $log, qw(openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out), $f );
+        return $f;
+    };
+    my $ca = sub {
+        my ( $name, $cn ) = @_;
+        my $k = $key->($name);
+        _run( $log, 'openssl', 'req', '-config', $cnf, '-x509', '-new', '-key', $k,
+            '-days', 2, '-subj', "/CN=$cn", '-extensions', 'v3_ca', '-out', "$d/$name.crt" );
+        return ( "$d/$name.crt", $k );
+    };
+    my $serial = 1000;
+    my $leaf = sub {
+        my ( $name, $cn, $ext, $ca_crt, $ca_key ) = @_;
+        my $k = $key->($name);
+        _run( $log, 'openssl', 'req', '-config', $cnf, '-new', '-key', $k,
+            '-subj', "/CN=$cn", '-out', "$d/$name.csr" );
+        _run( $log, 'openssl', 'x509', '-req', '-in', "$d/$name.csr", '-CA', $ca_crt,
+            '-CAkey', $ca_key, '-set_serial', $serial++, '-days', 2,
+            '-extfile', $cnf, '-extensions', $ext, '-out', "$d/$name.crt" );
+        return ( "$d/$name.crt", $k );
+    };
+    my ( $ca_crt, $ca_key ) = $ca->( 'ca', 'FakePatroni test CA' );
+    @p{qw(ca_crt ca_key)} = ( $ca_crt, $ca_key );
+    @p{qw(server_crt server_key)} = $leaf->( 'server', '127.0.0.1', 'server', $ca_crt, $ca_key );
+    @p{qw(wrong_crt wrong_key)} = $leaf->( 'wrong', 'wrong.example.org', 'wrong', $ca_crt, $ca_key );
+    # Self-signed: a leaf that is its own issuer, unknown to every CA list.
+    $p{self_key} = $key->('self');
+    _run( $log, 'openssl', 'req', '-config', $cnf, '-x509', '-new', '-key', $p{self_key},
+        '-days', 2, '-subj', '/CN=127.0.0.1', '-extensions', 'server', '-out', "$d/self.crt" );
+    $p{self_crt} = "$d/self.crt";
+    my ( $cca_crt, $cca_key ) = $ca->( 'client_ca', 'FakePatroni client CA' );
+    $p{client_ca_crt} = $cca_crt;
+    @p{qw(client_crt client_key)} = $leaf->( 'client', 'llng-client', 'client', $cca_crt, $cca_key );
+
+    # A CA directory in OpenSSL's hashed layout.
+    mkdir "$d/cadir" or die "$d/cadir: $!";
+    _run( $log, 'cp', $ca_crt, "$d/cadir/test-ca.pem" );
+    eval { _run( $log, 'openssl', 'rehash', "$d/cadir" ); 1 }
+      or _run( $log, 'c_rehash', "$d/cadir" );
+    $p{ca_dir} = "$d/cadir";
+    return $pki = \%p;
+}
+
+1;
