@@ -50,6 +50,8 @@ static void one_line(char *m)
     *w = '\0';
 }
 
+static void one_line(char *m);
+
 static void notice_drop(void *arg, const char *message)
 {
     asbp_conn *c = arg;
@@ -135,6 +137,7 @@ static void clean_verbose(const char *in, char *sqlstate, char *out, size_t n)
     }
     snprintf(out, n, "%s", asbp_buf_cstr(&b));
     asbp_buf_free(&b);
+    one_line(out);
 }
 
 static asbp_code connect_error(asbp_conn *c, asbp_err *err)

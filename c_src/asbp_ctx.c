@@ -15,6 +15,7 @@ struct asbp_ctx {
     asbp_source **sources;      /* owned */
     size_t nsources;
     unsigned refs;
+    int commit_lost;            /* fault injection, tests only */
 };
 
 asbp_ctx *asbp_ctx_new(void)
@@ -63,6 +64,16 @@ asbp_clock *asbp_ctx_clock(asbp_ctx *ctx) { return &ctx->clock; }
 asbp_logger *asbp_ctx_logger(asbp_ctx *ctx) { return &ctx->logger; }
 asbp_pool *asbp_ctx_pool(asbp_ctx *ctx) { return ctx->pool; }
 int64_t asbp_ctx_now(asbp_ctx *ctx) { return asbp_clock_now_ms(&ctx->clock); }
+
+void asbp_ctx_inject_commit_lost(asbp_ctx *ctx, int n) { ctx->commit_lost = n; }
+
+int asbp_ctx_take_commit_lost(asbp_ctx *ctx)
+{
+    if (ctx->commit_lost <= 0)
+        return 0;
+    ctx->commit_lost--;
+    return 1;
+}
 
 void asbp_ctx_check_fork(asbp_ctx *ctx)
 {

@@ -313,6 +313,12 @@ _clock_offset_ms(ms)
 CODE:
     asbp_ctx_clock(the_ctx(aTHX))->offset_ms = (int64_t)ms;
 
+void
+_inject_commit_lost(n)
+    IV n
+CODE:
+    asbp_ctx_inject_commit_lost(the_ctx(aTHX), (int)n);
+
 IV
 _now_ms()
 CODE:

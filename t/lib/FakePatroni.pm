@@ -24,6 +24,8 @@ package FakePatroni;
 #   $s->requests       HTTP requests read (after the TLS handshake)
 #   $s->tls_failures   TLS handshakes that failed on the server side
 #   $s->stop           kill it (also done in END, even when a test dies)
+#   $s->set_answer($body, $status)   change what later requests get (json
+#                      mode); $s->set_mode('hang'|'close'|'json') likewise
 #
 #   FakePatroni::pki() generates, once per test process, with `openssl`:
 #   ca_crt, ca_dir (rehashed), server_crt/key (127.0.0.1 + localhost),
@@ -83,6 +85,33 @@ sub new {
 }
 
 sub port { $_[0]{port} }
+
+# Scripted changes seen by the server child on its next request.
+sub _put {
+    my ( $self, $name, $text ) = @_;
+    my $f = "$self->{dir}/$name";
+    open my $fh, '>', "$f.tmp" or die "FakePatroni: $f: $!";
+    print $fh $text;
+    close $fh;
+    rename "$f.tmp", $f or die "FakePatroni: rename $f: $!";
+}
+sub set_answer { my ( $self, $body, $status ) = @_; $self->_put( 'answer', ( $status // 200 ) . "\n$body" ) }
+sub set_mode   { my ( $self, $mode ) = @_; $self->_put( 'mode', $mode ) }
+
+sub _current {
+    my ($self) = @_;
+    if ( open my $fh, '<', "$self->{dir}/mode" ) {
+        my $m = <$fh>;
+        $self->{mode} = $m if defined $m && length $m;
+    }
+    if ( open my $fh, '<', "$self->{dir}/answer" ) {
+        local $/;
+        my $a = <$fh>;
+        if ( defined $a && $a =~ /\A(\d+)\n(.*)\z/s ) {
+            ( $self->{status}, $self->{body} ) = ( $1, $2 );
+        }
+    }
+}
 
 sub url {
     my ( $self, %o ) = @_;
@@ -221,6 +250,7 @@ sub _head {
 
 sub _conn {
     my ( $self, $c, $server ) = @_;
+    $self->_current;
     my $mode = $self->{mode};
     if ( my $t = $self->{tls} ) {
         require IO::Socket::SSL;
