@@ -88,6 +88,9 @@ sub run_as {
         open STDIN, '<', '/dev/null';
         $self->drop_privileges;
         $ENV{LC_ALL} = 'C.UTF-8';
+        # A sanitizer runtime preloaded into the test's perl is not for the
+        # server's programs.
+        delete @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS)};
         delete @ENV{qw(PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSERVICE PGOPTIONS)};
         exec @cmd or POSIX::_exit(127);
     }
