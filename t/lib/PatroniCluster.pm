@@ -48,8 +48,10 @@ sub available {
     for my $bin (qw(/usr/bin/patroni /usr/bin/patronictl /usr/bin/etcd /usr/bin/python3)) {
         return (0, "$bin not found (Debian: apt-get install patroni etcd-server)") unless -x $bin;
     }
-    my $pg = _pg_bin()
-        or return (0, 'no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)');
+    my $pg = _pg_bin();
+    return (0, 'no PostgreSQL server binaries in ' . ($pg // '/usr/lib/postgresql/*/bin')
+               . ' (Debian: apt-get install postgresql)')
+        unless $pg && -x "$pg/postgres" && -x "$pg/psql" && -x "$pg/initdb";
     my @pw = getpwnam('postgres')
         or return (0, 'no "postgres" user');
     if ($> == 0) {
@@ -1209,13 +1211,17 @@ sub start_probe {
     my $pid = fork;
     croak "fork: $!" unless defined $pid;
     if (!$pid) {
+        # a forked child must not keep the guardians' pipes open, and must
+        # not outlive the test process
+        close $_->{guardian_fh} for grep { $_ && $_->{guardian_fh} } values %LIVE;
+        my $parent = getppid;
         my $stop = 0;
         $SIG{TERM} = sub { $stop = 1 };
         $SIG{INT} = 'IGNORE';
         open my $out, '>', $file or POSIX::_exit(1);
         $out->autoflush(1);
         my (%dbh, $n);
-        until ($stop) {
+        until ($stop || getppid != $parent) {
             my $round = time;
             for my $i (@nodes) {
                 last if $stop;
@@ -1363,3 +1369,261 @@ sub _yscalar {
 }
 
 1;
+
+__END__
+
+=head1 NAME
+
+PatroniCluster - throw-away 3-node Patroni + etcd cluster on 127.0.0.1 for tests
+
+=head1 SYNOPSIS
+
+    use FindBin;
+    use lib "$FindBin::Bin/lib";
+    use Test::More;
+    use PatroniCluster;
+
+    # skips (or fails under CI / ASBP_REQUIRE_CLUSTER) when it cannot run,
+    # starts the cluster, then declares the plan
+    my $c = PatroniCluster->start_or_skip(tests => 3);
+
+    my $l = $c->leader;                            # 1..3
+    $c->psql($l, q{INSERT INTO sessions VALUES ('x', '{}')});
+    my $opts = { DataSource => $c->dsn($l), UserName => $c->user,
+                 Password => $c->password, PatroniUrl => $c->patroni_url };
+
+    my $sw = $c->switchover;                       # { old, new, leader_seconds, ... }
+    my $k  = $c->kill_leader;                      # returns at once
+    my ($new, $secs) = $c->wait_new_leader(old => $k->{node}, since => $k->{at});
+    $c->wait_writable($new, 10);
+    $c->start_node($k->{node});                    # rejoins as a replica
+    $c->stop;                                      # also done by DESTROY / END
+
+=head1 DESCRIPTION
+
+Starts, in a fresh directory F</tmp/asbp-cluster-XXXXXX>, one etcd (v2 API
+enabled, as Patroni 3.0.2's C<etcd:> DCS needs) and three Patroni nodes
+(C<node1>..C<node3>) on free 127.0.0.1 ports, all running as C<postgres>
+(C<setpriv> when root), each in its own session, with C<env -i> and every
+inherited fd closed. DCS settings: ttl 10, loop_wait 1, retry_timeout 4,
+maximum_lag_on_failover 1 MiB, synchronous_mode on (option C<sync>),
+pg_rewind, replication slots, wal_log_hints, shared_buffers 32MB.
+
+The bootstrap creates role C<llng> (password C<llng-secret>), database
+C<sessions> owned by it, the logged table
+C<sessions (id varchar(64) not null primary key, a_session jsonb)> with the
+usual expression indexes (C<_whatToTrace>, C<_session_kind>,
+C<cast(_utime as bigint)>, C<ipAddr>), and a side table
+C<asbp_probe (k text primary key, node text, t timestamptz)> used by the
+helper's write checks. Superuser: C<postgres> / C<asbp-super-pw>;
+replication: C<replicator>. pg_hba: scram-sha-256 on 127.0.0.1, trust on
+the node's private unix socket directory.
+
+C<start> returns once a leader is C<running> in C</cluster>, every replica
+is running with lag E<lt>= 1 MiB and C<streaming> in the leader's
+C<pg_stat_replication>, and, in synchronous mode, a member has role
+C<sync_standby> which the leader's C<pg_stat_replication> shows with
+C<sync_state = 'sync'>. Every wait has a timeout; on timeout the helper
+croaks with the last state seen and the tail of the etcd, Patroni and
+PostgreSQL logs.
+
+Logs: F<DIR/etcd.log>, F<DIR/nodeN.log> (Patroni's stderr),
+F<DIR/nodeN/pglog/postgresql.log>.
+
+Needs Linux, root (or the C<postgres> user), F</usr/bin/patroni>,
+F</usr/bin/patronictl>, F</usr/bin/etcd>, PostgreSQL server binaries in
+F</usr/lib/postgresql/*/bin> (the newest is used; C<ASBP_PG_BIN> overrides)
+and, for the write probe only, DBD::Pg. Core Perl modules otherwise.
+
+=head1 SKIPPING
+
+=over
+
+=item PatroniCluster::available()
+
+C<(1)> or C<(0, $reason)>: binaries, the C<postgres> user, C<setpriv>,
+Debian's python modules for F</usr/bin/python3>.
+
+=item PatroniCluster::skip_or_fail($reason)
+
+C<plan skip_all> normally; when C<ASBP_REQUIRE_CLUSTER> or C<CI> is set
+(and not C<0>/C<false>), plans one test, fails it with the reason and
+exits: in CI a cluster test must not silently skip.
+
+=item PatroniCluster->start_or_skip(tests => N, %new_options)
+
+C<available()> or C<skip_or_fail>, then C<start>, then C<plan tests =E<gt> N>
+(omit C<tests> to plan yourself or use C<done_testing>). A failure to
+start dies (a test failure, never a skip).
+
+=back
+
+=head1 CONSTRUCTION
+
+=over
+
+=item PatroniCluster->new(%opt) / $c->start / PatroniCluster->start(%opt)
+
+Options: C<sync> (1), C<nodes> (3), C<scope> (C<asbp-XXXXXX>, unique: it is
+also PostgreSQL's cluster_name, seen in process titles), C<user> / C<password>,
+C<superuser> / C<superpassword>, C<repl_password>, C<pg_bin>,
+C<start_timeout> (90 s), C<base_dir> (C<$ENV{ASBP_CLUSTER_TMPDIR}> or
+F</tmp>; every parent must be traversable by postgres, so nothing under
+F</root>), C<verbose> (or C<ASBP_CLUSTER_VERBOSE=1>: progress on STDERR).
+
+=back
+
+=head1 ACCESSORS
+
+Nodes are named by number (1..3), by name (C<"node2">), or C<"leader">
+(the current running leader).
+
+C<dir>, C<scope>, C<nodes> (1..N), C<node_count>, C<sync_mode>, C<pg_bin>,
+C<user>, C<password>, C<superuser>, C<superpassword>, C<etcd_port>,
+C<etcd_peer_port>, C<etcd_url>, C<node_name(n)>, C<pg_port(n)>,
+C<api_port(n)>, C<api_url(n)> (C<http://127.0.0.1:PORT/cluster>),
+C<api_urls> (all three), C<patroni_url> (comma-joined, for C<PatroniUrl>),
+C<dsn(n [, db])> (C<dbi:Pg:dbname=sessions;host=127.0.0.1;port=P>),
+C<multi_dsn> (libpq multi-host), C<data_dir(n)>, C<config_file(n)>,
+C<log_file(n)>, C<patroni_pid(n)>, C<postmaster_pid(n)> (first line of
+F<postmaster.pid>), C<node_state(n)> (C<running|stopped|killed>),
+C<start_seconds>, C<stop_seconds>, C<pids> (every live process of the
+cluster), C<leftover_pids> (processes that still look like ours),
+C<diagnostics> (log tails).
+
+=head1 CLUSTER VIEW
+
+=over
+
+=item cluster_json([$timeout])
+
+Decoded C<GET /cluster> from the first REST API that answers (1 s timeout
+each), skipping nodes known to be stopped, killed or hung, and asking a
+node whose API was moved by C<stop_api> on its moved port. Each member gets
+a C<node> key (its number). Undef when none answers.
+
+=item members
+
+The member list of C<cluster_json>.
+
+=item leader([$json])
+
+Scalar context: the number of the running leader, or undef. List context:
+C<(node, name, pg_port)>.
+
+=item role(n), sync_standby, replicas
+
+Role string of a node; number of the sync standby; numbers of non-leaders.
+
+=item healthy
+
+C<(1, $description)> or C<(0, $what_is_missing)>: the start condition above,
+over the nodes that should be running.
+
+=item wait_healthy(timeout => 60)
+
+Waits for C<healthy>; returns the seconds waited.
+
+=item wait_new_leader(old => N, since => $time, timeout => 30)
+
+Polls C</cluster> every 20 ms until a running leader other than C<old>.
+Returns the node, or C<(node, seconds since `since`)> in list context.
+
+=item wait_writable($node_or_'leader', $timeout)
+
+Until an C<INSERT> on that node (as the app user, C<synchronous_commit> on)
+succeeds without a "canceling wait for synchronous replication" warning.
+Returns the node, or C<(node, seconds)>.
+
+=back
+
+=head1 ACTIONS
+
+=over
+
+=item psql($node, $sql_or_arrayref, user => 'app'|'super', db => 'sessions', timeout => 10, pgoptions => '...')
+
+Runs the real F<psql> (not Debian's wrapper) over TCP with C<-X -A -t -q
+-v ON_ERROR_STOP=1>; each element of an arrayref is its own C<-c> (its own
+transaction). Returns stdout without the final newline; croaks on failure.
+C<psql_try> takes the same arguments and returns C<($ok, $stdout, $stderr)>.
+
+=item patronictl(@args)
+
+Runs F</usr/bin/patronictl -c nodeN.yml @args>; C<($ok, $out, $err)>.
+
+=item switchover(candidate => N, timeout => 30)
+
+C<patronictl switchover SCOPE --leader CURRENT [--candidate X] --force>,
+then waits for a new running leader and for it to take a write. Returns
+C<{ old, new, leader_seconds, writable_seconds, output }>, times counted
+from the launch of patronictl. In synchronous mode Patroni accepts only the
+sync standby as candidate: omit C<candidate> or name that node.
+
+=item kill_leader / kill_node(n)
+
+SIGKILL, at once, of that node's patroni, its postmaster and the
+postmaster's children (collected before the kill). Returns immediately with
+C<{ node, name, pids, at }>; follow with C<wait_new_leader>.
+
+=item stop_node(n, timeout => 30), start_node(n, wait => 1, timeout => 60), restart_node(n)
+
+SIGTERM to patroni (it stops PostgreSQL; a leader hands over), SIGKILL after
+the timeout. C<start_node> starts patroni again (a killed ex-leader is
+rewound) and waits for a healthy cluster unless C<wait =E<gt> 0>. Each returns
+the seconds taken.
+
+=item stop_api(n) / start_api(n)
+
+Moves C<restapi.listen> to another free port and SIGHUPs patroni:
+C<connect_address> (the advertised port) then refuses connections while the
+node keeps its role and its HA loop. C<start_api> moves it back.
+
+=item hang_api(n) / resume_api(n)
+
+SIGSTOP / SIGCONT of that node's patroni: the port accepts TCP but never
+answers. The HA loop is frozen too: a leader hung for longer than ttl is
+replaced while its PostgreSQL stays writable until resumed.
+
+=item start_probe(interval => 0.02) / stop_probe($p) / probe_missing($result, $node)
+
+A forked DBD::Pg loop inserting a uniquely keyed row into C<asbp_probe> on
+every node every C<interval>, logging each acknowledged write. C<stop_probe>
+returns C<{ tag, ok, local, errors, acked => [keys], by_node, max_gap,
+gap_from, gap_to, first_ok, last_ok }>; C<max_gap> is the longest time
+without any acknowledged write (Patroni's own write-unavailable window).
+C<probe_missing> lists acknowledged keys absent on a node. Needs DBD::Pg.
+
+=item PatroniCluster::http_get($port, $path, $timeout)
+
+C<($status, $body)> or C<(undef, $error)>; C<$error> is C<'timeout'> when
+the connection was accepted but nothing came back in time.
+
+=item PatroniCluster::port_refuses($port)
+
+True when a TCP connect to 127.0.0.1:$port gets ECONNREFUSED.
+
+=back
+
+=head1 TEARDOWN
+
+C<stop> stops patroni (SIGTERM, SIGKILL after 20 s), then any leftover
+PostgreSQL process of the directory, then etcd (each SIGTERM then SIGKILL
+after a timeout), checks that none is left and removes the directory. It is
+called by C<DESTROY>, by an C<END> block (also when the test dies), and on
+SIGINT/SIGTERM/SIGHUP (handlers that C<exit> are installed for those
+signals when they still have their default action). Only the process that
+started the cluster tears it down: forked children never do.
+
+A guardian process, forked at start, waits for the test process to go away;
+if it goes without tearing down (SIGKILL, a signal without handler), the
+guardian stops everything and removes the directory. It waits for every
+process holding its pipe, so a test's own forked children that outlive the
+test delay it.
+
+With C<ASBP_KEEP_CLUSTER=1> nothing is stopped or removed; C<stop> prints
+the ports, a psql command line and the one-liner that stops it later:
+
+    perl -It/lib -MPatroniCluster -e 'PatroniCluster::reap_dir(shift, remove => 1)' DIR
+
+=cut
