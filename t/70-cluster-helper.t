@@ -14,7 +14,7 @@ my $have_dbd = eval { require DBD::Pg; 1 };
 my $keep = PatroniCluster::_truthy($ENV{ASBP_KEEP_CLUSTER});
 
 my %before = map { $_ => 1 } postgres_pids();
-my $c = PatroniCluster->start_or_skip(tests => 45);
+my $c = PatroniCluster->start_or_skip(tests => 46);
 diag sprintf 'start: %.1f s (%s)', $c->start_seconds, $c->dir;
 
 # ---------------------------------------------------------------- topology
@@ -66,10 +66,20 @@ my $row = q{INSERT INTO sessions VALUES ('row1', '{"_whatToTrace":"dwho","_utime
 
 # ---------------------------------------------------------------- switchover
 {
+    my $probe = $have_dbd ? $c->start_probe(interval => 0.02) : undef;
+    sleep 0.3;
     my $sw = $c->switchover;
     isnt $sw->{new}, $sw->{old}, "switchover: node$sw->{old} -> node$sw->{new}";
     is $c->leader, $sw->{new}, 'new leader is running in /cluster';
     is $c->psql($sw->{new}, "SELECT count(*) FROM sessions WHERE id = 'row1'"), 1, 'row still there on the new leader';
+    SKIP: {
+        skip 'DBD::Pg not installed: no write probe', 1 unless $probe;
+        sleep 0.3;
+        my $r = $c->stop_probe($probe);
+        my @missing = $c->probe_missing($r, $sw->{new});
+        is scalar @missing, 0, "no acknowledged probe write lost ($r->{ok} acknowledged)" or diag "missing: @missing";
+        diag sprintf 'switchover probe: longest time without an acknowledged write: %.2f s', $r->{max_gap};
+    }
     my $heal = $c->wait_healthy(timeout => 60);
     ok 1, 'old leader back as a streaming replica';
     like $c->role($sw->{old}), qr/^(?:replica|sync_standby)$/, 'old leader is now a replica';

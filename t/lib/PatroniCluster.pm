@@ -110,7 +110,7 @@ sub new {
         user           => $o{user} // 'llng',
         password       => $o{password} // 'llng-secret',
         start_timeout  => $o{start_timeout} // 90,
-        base_dir       => $o{base_dir} // $ENV{ASBP_CLUSTER_TMPDIR} // '/tmp',
+        base_dir       => $o{base_dir} // $ENV{ASBP_CLUSTER_TMPDIR} // _default_base_dir(),
         verbose        => $o{verbose} // _truthy($ENV{ASBP_CLUSTER_VERBOSE}),
         owner_pid      => $$,
         started        => 0,
@@ -119,6 +119,23 @@ sub new {
     croak 'no PostgreSQL binaries found' unless $self->{pg_bin};
     croak 'synchronous mode needs at least 2 nodes' if $self->{sync} && $n < 2;
     return $self;
+}
+
+# /dev/shm when it is a tmpfs with at least 1 GiB free (a cluster holds
+# about 400 MB; on an ext4 mounted with `discard` removing it from disk took
+# 3-9 s), else /tmp.
+sub _default_base_dir {
+    my $shm = '/dev/shm';
+    my $tmpfs;
+    if (open my $m, '<', '/proc/mounts') {
+        while (<$m>) { my @f = split; $tmpfs = 1 if $f[1] eq $shm && $f[2] eq 'tmpfs' }
+    }
+    if ($tmpfs && -d $shm && -w _ && ((stat _)[2] & 01)) {
+        my @df = `df -Pk $shm 2>/dev/null`;
+        my $avail = (split ' ', $df[1] // '')[3];
+        return $shm if $avail && $avail =~ /^\d+$/ && $avail >= 1024 * 1024;
+    }
+    return '/tmp';
 }
 
 sub _note {
@@ -562,6 +579,8 @@ sub reap_dir {
     my @known = grep { $_ } @{ $o{known} || [] };
     my $grace = $o{grace} // 20;
     my @left;
+    my $log = $o{log} || sub {};
+    my $t0 = time;
     {
         local $SIG{PIPE} = 'IGNORE';
         my $p = _procs();
@@ -570,15 +589,19 @@ sub reap_dir {
         my %etcd = map { $_ => 1 } grep { $p->{$_}{cmd} =~ m{/etcd\s} } @all;
         $etcd{$o{etcd_pid}} = 1 if $o{etcd_pid} && _alive($o{etcd_pid});
         push @left, _terminate('TERM', $grace, @patroni);
+        $log->(sprintf 'patroni (%s) stopped in %.2f s', "@patroni", time - $t0);
         my @rest = grep { !$etcd{$_} } _dir_procs($dir, $uid, @known);
         push @left, _terminate('TERM', 5, @rest);
+        $log->(sprintf 'leftovers (%s) stopped in %.2f s', "@rest", time - $t0);
         push @left, _terminate('TERM', 5, keys %etcd);
+        $log->(sprintf 'etcd stopped in %.2f s', time - $t0);
         push @left, _dir_procs($dir, $uid, @known);
     }
     if ($o{remove} && -d $dir) {
         my $cwd = Cwd::getcwd() // '';
         chdir '/' if index("$cwd/", "$dir/") == 0;
         File::Path::remove_tree($dir);
+        $log->(sprintf '%s removed in %.2f s', $dir, time - $t0);
     }
     my %u;
     return grep { !$u{$_}++ && _alive($_) } @left;
@@ -634,6 +657,7 @@ sub _start_guardian {
             next if !defined $n && $!{EINTR};
             last unless $n;
             $msg .= $buf;
+            last if $msg =~ /[DK]/;    # torn down (or kept) by its owner
         }
         if ($msg !~ /[DK]/ && -d $dir) {
             reap_dir($dir, uid => $uid, remove => !_truthy($ENV{ASBP_KEEP_CLUSTER}));
@@ -659,8 +683,8 @@ sub _release_guardian {
     syswrite $w, $msg;
     close $w;
     if (my $g = delete $self->{guardian_pid}) {
-        my $end = time + 30;
-        while (time < $end) { last if waitpid($g, POSIX::WNOHANG()) != 0; sleep 0.02 }
+        my $end = time + 5;
+        while (time < $end) { last if waitpid($g, POSIX::WNOHANG()) != 0; sleep 0.01 }
     }
 }
 
@@ -685,7 +709,8 @@ sub stop {
     }
     my $t = time;
     my @left = reap_dir($self->{dir}, uid => $self->{run_uid}, known => [ $self->_known_pids ],
-                        etcd_pid => $self->{etcd_pid}, remove => 1);
+                        etcd_pid => $self->{etcd_pid}, remove => 1,
+                        log => sub { $self->_note($_[0]) });
     $self->{node}[$_]{state} = 'stopped' for grep { $self->{node}[$_] } $self->nodes;
     $self->_release_guardian('D');
     $self->{stop_seconds} = time - $t;
@@ -1401,7 +1426,7 @@ PatroniCluster - throw-away 3-node Patroni + etcd cluster on 127.0.0.1 for tests
 
 =head1 DESCRIPTION
 
-Starts, in a fresh directory F</tmp/asbp-cluster-XXXXXX>, one etcd (v2 API
+Starts, in a fresh directory F<BASE/asbp-cluster-XXXXXX>, one etcd (v2 API
 enabled, as Patroni 3.0.2's C<etcd:> DCS needs) and three Patroni nodes
 (C<node1>..C<node3>) on free 127.0.0.1 ports, all running as C<postgres>
 (C<setpriv> when root), each in its own session, with C<env -i> and every
@@ -1467,9 +1492,11 @@ start dies (a test failure, never a skip).
 Options: C<sync> (1), C<nodes> (3), C<scope> (C<asbp-XXXXXX>, unique: it is
 also PostgreSQL's cluster_name, seen in process titles), C<user> / C<password>,
 C<superuser> / C<superpassword>, C<repl_password>, C<pg_bin>,
-C<start_timeout> (90 s), C<base_dir> (C<$ENV{ASBP_CLUSTER_TMPDIR}> or
-F</tmp>; every parent must be traversable by postgres, so nothing under
-F</root>), C<verbose> (or C<ASBP_CLUSTER_VERBOSE=1>: progress on STDERR).
+C<start_timeout> (90 s), C<base_dir> (C<$ENV{ASBP_CLUSTER_TMPDIR}>, else
+F</dev/shm> when it is a tmpfs with 1 GiB free, else F</tmp>; every parent
+must be traversable by postgres, so nothing under F</root>. A cluster takes
+about 400 MB; only processes are killed in the tests, so a tmpfs changes no
+durability result), C<verbose> (or C<ASBP_CLUSTER_VERBOSE=1>: progress on STDERR).
 
 =back
 
@@ -1617,9 +1644,9 @@ started the cluster tears it down: forked children never do.
 
 A guardian process, forked at start, waits for the test process to go away;
 if it goes without tearing down (SIGKILL, a signal without handler), the
-guardian stops everything and removes the directory. It waits for every
-process holding its pipe, so a test's own forked children that outlive the
-test delay it.
+guardian stops everything and removes the directory. It notices when the
+last holder of its pipe is gone, so a test's own forked children that
+outlive the test delay it (the probe child closes its copy).
 
 With C<ASBP_KEEP_CLUSTER=1> nothing is stopped or removed; C<stop> prints
 the ports, a psql command line and the one-liner that stops it later:
