@@ -185,9 +185,22 @@ sub multi_dsn {
         join(',', ('127.0.0.1') x @n), join(',', map { $self->pg_port($_) } @n);
 }
 
+# first line of postmaster.pid, if that process is alive and is this node's
+# postmaster (a stale file may name a reused pid)
 sub postmaster_pid {
     my ($self, $node) = @_;
-    return _read_pidfile($self->data_dir($node));
+    my $data = $self->data_dir($node);
+    my $pid = _read_pidfile($data) or return;
+    return unless _alive($pid) && index(_cmdline($pid), "$data ") >= 0;
+    return $pid;
+}
+
+sub _cmdline {
+    open my $c, '<', "/proc/$_[0]/cmdline" or return '';
+    local $/;
+    my $cmd = <$c> // '';
+    $cmd =~ tr/\0/ /;
+    return $cmd;
 }
 
 sub _read_pidfile {
@@ -220,13 +233,13 @@ sub start {
     croak 'cluster already started' if $self->{started};
     $self->{t0} = time;
     $self->{started} = 1;
-    $self->_prepare;
     $LIVE{ Scalar::Util::refaddr($self) } = $self;
     Scalar::Util::weaken($LIVE{ Scalar::Util::refaddr($self) });
     _install_signal_handlers();
-    $self->_start_guardian;
 
     my $ok = eval {
+        $self->_prepare;
+        $self->_start_guardian;
         $self->_start_etcd;
         $self->_spawn_patroni($_) for $self->nodes;
         $self->wait_healthy(timeout => $self->{start_timeout}, what => 'cluster start');
@@ -500,9 +513,7 @@ sub _procs {
         my $stat = <$fh> // next;
         my ($state, $ppid) = $stat =~ /\)\s+(\S)\s+(\d+)/ or next;
         my $uid = (stat "/proc/$pid")[4];
-        my $cmd = '';
-        if (open my $c, '<', "/proc/$pid/cmdline") { local $/; $cmd = <$c> // ''; $cmd =~ tr/\0/ /; }
-        $t{$pid} = { ppid => $ppid, state => $state, uid => $uid, cmd => $cmd };
+        $t{$pid} = { ppid => $ppid, state => $state, uid => $uid, cmd => _cmdline($pid) };
     }
     closedir $d;
     return \%t;
@@ -530,9 +541,9 @@ sub _dir_procs {
         next if defined $uid && $p->{$pid}{uid} != $uid;
         $set{$pid} = 1 if index($p->{$pid}{cmd}, "$dir/") >= 0;
     }
-    for my $pf (glob "$dir/*/data") {
-        my $pm = _read_pidfile($pf) or next;
-        $set{$pm} = 1 if $p->{$pm} && $p->{$pm}{cmd} =~ /postgres/;
+    for my $data (glob "$dir/*/data") {
+        my $pm = _read_pidfile($data) or next;
+        $set{$pm} = 1 if $p->{$pm} && index($p->{$pm}{cmd}, "$data ") >= 0;
     }
     $set{$_} = 1 for grep { $_ && $p->{$_} } @known;
     my %kids;
@@ -618,6 +629,7 @@ sub pids {
 # names the directory or whose title carries the cluster name.
 sub leftover_pids {
     my ($self) = @_;
+    return () unless $self->{dir};
     my $p = _procs();
     my $title = "postgres: $self->{scope}:";
     return sort { $a <=> $b } grep {
@@ -701,6 +713,7 @@ sub stop {
     local $SIG{PIPE} = 'IGNORE';
     local @SIG{qw(INT TERM HUP)} = ('IGNORE') x 3;
     $self->stop_probe($_) for values %{ $self->{probes} || {} };
+    return 1 unless $self->{dir};    # failed before creating anything
 
     if (_truthy($ENV{ASBP_KEEP_CLUSTER}) && $self->{dir}) {
         $self->_release_guardian('K');
@@ -1513,7 +1526,7 @@ C<api_urls> (all three), C<patroni_url> (comma-joined, for C<PatroniUrl>),
 C<dsn(n [, db])> (C<dbi:Pg:dbname=sessions;host=127.0.0.1;port=P>),
 C<multi_dsn> (libpq multi-host), C<data_dir(n)>, C<config_file(n)>,
 C<log_file(n)>, C<patroni_pid(n)>, C<postmaster_pid(n)> (first line of
-F<postmaster.pid>), C<node_state(n)> (C<running|stopped|killed>),
+F<postmaster.pid> when that process is alive and is this node's postmaster), C<node_state(n)> (C<running|stopped|killed>),
 C<start_seconds>, C<stop_seconds>, C<pids> (every live process of the
 cluster), C<leftover_pids> (processes that still look like ours),
 C<diagnostics> (log tails).
