@@ -638,9 +638,12 @@ sub leftover_pids {
     } keys %$p;
 }
 
+# etcd and patroni pids still alive and still ours (a pid recorded before a
+# kill may have been reused by an unrelated process since)
 sub _known_pids {
     my ($self) = @_;
-    return grep { $_ } $self->{etcd_pid}, map { $self->{node}[$_]{pid} } $self->nodes;
+    return grep { $_ && _alive($_) && index(_cmdline($_), "$self->{dir}/") >= 0 }
+        $self->{etcd_pid}, map { $self->{node}[$_]{pid} } $self->nodes;
 }
 
 # ------------------------------------------------------------ guardian
@@ -1114,6 +1117,7 @@ sub kill_node {
     my $at = time;
     kill 'KILL', @all;
     waitpid($nd->{pid}, 0) if $nd->{pid};
+    $nd->{pid} = undef;
     $nd->{state} = 'killed';
     $self->_note("killed $nd->{name}: @all");
     return { node => $i, name => $nd->{name}, pids => \@all, at => $at };
@@ -1139,6 +1143,7 @@ sub stop_node {
         push @left, _terminate('INT', 10, @pg);
     }
     croak "stop_node($i): still alive: @left" if @left;
+    $nd->{pid} = undef;
     $nd->{state} = 'stopped';
     $nd->{api} = 'up';
     $nd->{api_listen} = $nd->{api_port};
