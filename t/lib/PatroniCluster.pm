@@ -1,0 +1,1674 @@
+package PatroniCluster;
+
+# Test helper: a throw-away 3-node Patroni 3.x + etcd cluster on 127.0.0.1.
+# POD at the end of the file.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Cwd ();
+use Errno ();
+use File::Path ();
+use File::Spec ();
+use File::Temp ();
+use IO::Select ();
+use IO::Socket::INET ();
+use JSON::PP ();
+use POSIX ();
+use Scalar::Util ();
+use Time::HiRes qw(time sleep);
+
+our $VERSION = '0.01';
+
+my $JSON = JSON::PP->new->utf8->canonical;
+
+# Every cluster this process started and has not stopped yet (weak refs),
+# for the END block and the signal handlers.
+my %LIVE;
+my $PROBE_SEQ = 0;
+my $SIGNALS_INSTALLED;
+
+use constant MIB => 1024 * 1024;
+
+# ------------------------------------------------------------ availability
+
+sub _pg_bin {
+    return $ENV{ASBP_PG_BIN} if $ENV{ASBP_PG_BIN};
+    my @dirs = sort { ($b =~ m{/(\d+)/bin$})[0] <=> ($a =~ m{/(\d+)/bin$})[0] }
+               grep { m{/(\d+)/bin$} && -x "$_/postgres" && -x "$_/psql" && -x "$_/initdb" }
+               glob '/usr/lib/postgresql/*/bin';
+    return $dirs[0];
+}
+
+sub _truthy { my $v = shift; defined $v && $v ne '' && $v ne '0' && lc $v ne 'false' }
+
+sub available {
+    return (0, 'not a Linux system with /proc') unless -r '/proc/self/stat';
+    for my $bin (qw(/usr/bin/patroni /usr/bin/patronictl /usr/bin/etcd /usr/bin/python3)) {
+        return (0, "$bin not found (Debian: apt-get install patroni etcd-server)") unless -x $bin;
+    }
+    my $pg = _pg_bin();
+    return (0, 'no PostgreSQL server binaries in ' . ($pg // '/usr/lib/postgresql/*/bin')
+               . ' (Debian: apt-get install postgresql)')
+        unless $pg && -x "$pg/postgres" && -x "$pg/psql" && -x "$pg/initdb";
+    my @pw = getpwnam('postgres')
+        or return (0, 'no "postgres" user');
+    if ($> == 0) {
+        return (0, '/usr/bin/setpriv not found (util-linux)') unless -x '/usr/bin/setpriv';
+    } elsif ($> != $pw[2]) {
+        return (0, 'must run as root (to switch to "postgres") or as "postgres"');
+    }
+    my $rc = system('/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', '/usr/bin/python3', '-c',
+                    'import etcd, psycopg2, dns') ;
+    return (0, 'python3-etcd, python3-psycopg2 or python3-dnspython missing for /usr/bin/python3')
+        if $rc != 0;
+    return (1);
+}
+
+sub cluster_required { _truthy($ENV{ASBP_REQUIRE_CLUSTER}) || _truthy($ENV{CI}) }
+
+sub skip_or_fail {
+    my ($reason) = @_;
+    require Test::More;
+    if (cluster_required()) {
+        Test::More::plan(tests => 1);
+        Test::More::fail("Patroni cluster required (ASBP_REQUIRE_CLUSTER/CI set) but unavailable: $reason");
+        exit 1;
+    }
+    Test::More::plan(skip_all => "no Patroni cluster: $reason");
+}
+
+sub start_or_skip {
+    my ($class, %opt) = @_;
+    my $tests = delete $opt{tests};
+    my ($ok, $why) = available();
+    skip_or_fail($why) unless $ok;
+    my $c = $class->start(%opt);
+    if (defined $tests) {
+        require Test::More;
+        Test::More::plan(tests => $tests);
+    }
+    return $c;
+}
+
+# ------------------------------------------------------------ construction
+
+sub new {
+    my ($class, %o) = @_;
+    my $n = $o{nodes} // 3;
+    croak 'nodes must be >= 1' if $n < 1;
+    my $self = bless {
+        nodes          => $n,
+        sync           => $o{sync} // 1,
+        scope          => $o{scope},    # default: asbp-<temp dir suffix>, unique
+        pg_bin         => $o{pg_bin} // _pg_bin(),
+        superuser      => $o{superuser} // 'postgres',
+        superpassword  => $o{superpassword} // 'asbp-super-pw',
+        repl_user      => 'replicator',
+        repl_password  => $o{repl_password} // 'asbp-repl-pw',
+        user           => $o{user} // 'llng',
+        password       => $o{password} // 'llng-secret',
+        start_timeout  => $o{start_timeout} // 90,
+        base_dir       => $o{base_dir} // $ENV{ASBP_CLUSTER_TMPDIR} // _default_base_dir(),
+        verbose        => $o{verbose} // _truthy($ENV{ASBP_CLUSTER_VERBOSE}),
+        owner_pid      => $$,
+        started        => 0,
+        stopped        => 0,
+    }, $class;
+    croak 'no PostgreSQL binaries found' unless $self->{pg_bin};
+    croak 'synchronous mode needs at least 2 nodes' if $self->{sync} && $n < 2;
+    return $self;
+}
+
+# /dev/shm when it is a tmpfs with at least 1 GiB free (a cluster holds
+# about 400 MB; on an ext4 mounted with `discard` removing it from disk took
+# 3-9 s), else /tmp.
+sub _default_base_dir {
+    my $shm = '/dev/shm';
+    my $tmpfs;
+    if (open my $m, '<', '/proc/mounts') {
+        while (<$m>) { my @f = split; $tmpfs = 1 if $f[1] eq $shm && $f[2] eq 'tmpfs' }
+    }
+    if ($tmpfs && -d $shm && -w _ && ((stat _)[2] & 01)) {
+        my @df = `df -Pk $shm 2>/dev/null`;
+        my $avail = (split ' ', $df[1] // '')[3];
+        return $shm if $avail && $avail =~ /^\d+$/ && $avail >= 1024 * 1024;
+    }
+    return '/tmp';
+}
+
+sub _note {
+    my ($self, $msg) = @_;
+    return unless $self->{verbose};
+    my $t = $self->{t0} ? sprintf('%7.2f', time - $self->{t0}) : '-';
+    print STDERR "# [cluster $t] $msg\n";
+}
+
+# ------------------------------------------------------------ accessors
+
+sub dir           { $_[0]{dir} }
+sub scope         { $_[0]{scope} }
+sub pg_bin        { $_[0]{pg_bin} }
+sub node_count    { $_[0]{nodes} }
+sub nodes         { 1 .. $_[0]{nodes} }
+sub sync_mode     { $_[0]{sync} }
+sub user          { $_[0]{user} }
+sub password      { $_[0]{password} }
+sub superuser     { $_[0]{superuser} }
+sub superpassword { $_[0]{superpassword} }
+sub etcd_port     { $_[0]{etcd_port} }
+sub etcd_peer_port{ $_[0]{etcd_peer_port} }
+sub etcd_url      { "http://127.0.0.1:$_[0]{etcd_port}" }
+sub node_name     { $_[0]{node}[ $_[0]->_idx($_[1]) ]{name} }
+sub api_port      { $_[0]{node}[ $_[0]->_idx($_[1]) ]{api_port} }
+sub pg_port       { $_[0]{node}[ $_[0]->_idx($_[1]) ]{pg_port} }
+sub api_url       { 'http://127.0.0.1:' . $_[0]->api_port($_[1]) . '/cluster' }
+sub api_urls      { my $s = shift; map { $s->api_url($_) } $s->nodes }
+sub patroni_url   { join ', ', $_[0]->api_urls }
+sub data_dir      { $_[0]{node}[ $_[0]->_idx($_[1]) ]{data} }
+sub config_file   { $_[0]{node}[ $_[0]->_idx($_[1]) ]{yml} }
+sub log_file      { $_[0]{node}[ $_[0]->_idx($_[1]) ]{log} }
+sub patroni_pid   { $_[0]{node}[ $_[0]->_idx($_[1]) ]{pid} }
+sub node_state    { $_[0]{node}[ $_[0]->_idx($_[1]) ]{state} }
+
+sub dsn {
+    my ($self, $node, $db) = @_;
+    return sprintf 'dbi:Pg:dbname=%s;host=127.0.0.1;port=%d', $db // 'sessions', $self->pg_port($node);
+}
+
+# "dbi:Pg:dbname=sessions;host=127.0.0.1,127.0.0.1,...;port=P1,P2,..." (libpq multi-host)
+sub multi_dsn {
+    my ($self, $db) = @_;
+    my @n = $self->nodes;
+    return sprintf 'dbi:Pg:dbname=%s;host=%s;port=%s', $db // 'sessions',
+        join(',', ('127.0.0.1') x @n), join(',', map { $self->pg_port($_) } @n);
+}
+
+# first line of postmaster.pid, if that process is alive and is this node's
+# postmaster (a stale file may name a reused pid)
+sub postmaster_pid {
+    my ($self, $node) = @_;
+    my $data = $self->data_dir($node);
+    my $pid = _read_pidfile($data) or return;
+    return unless _alive($pid) && index(_cmdline($pid), "$data ") >= 0;
+    return $pid;
+}
+
+sub _cmdline {
+    open my $c, '<', "/proc/$_[0]/cmdline" or return '';
+    local $/;
+    my $cmd = <$c> // '';
+    $cmd =~ tr/\0/ /;
+    return $cmd;
+}
+
+sub _read_pidfile {
+    my ($data) = @_;
+    open my $fh, '<', "$data/postmaster.pid" or return;
+    my $pid = <$fh>;
+    return unless defined $pid && $pid =~ /^\s*(\d+)\s*$/;
+    return $1;
+}
+
+# Accepts 1..N, "nodeN" or "leader".
+sub _idx {
+    my ($self, $n) = @_;
+    croak 'node required' unless defined $n;
+    if ($n eq 'leader') {
+        my $l = $self->leader;
+        croak 'no running leader in /cluster' unless $l;
+        return $l;
+    }
+    return $1 if $n =~ /^node(\d+)$/ && $1 >= 1 && $1 <= $self->{nodes};
+    return $n if $n =~ /^\d+$/ && $n >= 1 && $n <= $self->{nodes};
+    croak "unknown node '$n'";
+}
+
+# ------------------------------------------------------------ start
+
+sub start {
+    my $self = shift;
+    $self = $self->new(@_) unless ref $self;
+    croak 'cluster already started' if $self->{started};
+    $self->{t0} = time;
+    $self->{started} = 1;
+    $LIVE{ Scalar::Util::refaddr($self) } = $self;
+    Scalar::Util::weaken($LIVE{ Scalar::Util::refaddr($self) });
+    _install_signal_handlers();
+
+    my $ok = eval {
+        $self->_prepare;
+        $self->_start_guardian;
+        $self->_start_etcd;
+        $self->_spawn_patroni($_) for $self->nodes;
+        $self->wait_healthy(timeout => $self->{start_timeout}, what => 'cluster start');
+        1;
+    };
+    unless ($ok) {
+        my $err = $@;
+        $self->stop;
+        die $err;
+    }
+    $self->{start_seconds} = time - $self->{t0};
+    $self->_note(sprintf 'cluster up in %.1f s', $self->{start_seconds});
+    return $self;
+}
+
+sub start_seconds { $_[0]{start_seconds} }
+
+sub _prepare {
+    my ($self) = @_;
+    my $base = $self->{base_dir};
+    croak "base dir $base does not exist" unless -d $base;
+    # every parent must be traversable by postgres
+    my $p = Cwd::abs_path($base);
+    for (my $d = $p; ; $d =~ s{/[^/]*$}{}) {
+        my $chk = $d eq '' ? '/' : $d;
+        my $mode = (stat $chk)[2];
+        croak "$chk is not traversable by postgres (mode " . sprintf('%o', $mode & 07777)
+            . "); set ASBP_CLUSTER_TMPDIR to a directory under /tmp" unless $mode & 01;
+        last if $d eq '';
+    }
+    my $dir = File::Temp::tempdir('asbp-cluster-XXXXXX', DIR => $p, CLEANUP => 0);
+    chmod 0755, $dir or croak "chmod $dir: $!";
+    $self->{dir} = $dir;
+    # unique: it is also PostgreSQL's cluster_name, in every process title
+    $self->{scope} //= 'asbp-' . ($dir =~ /-(\w+)$/)[0];
+
+    my @pw = getpwnam('postgres') or croak 'no postgres user';
+    @$self{qw(run_uid run_gid)} = @pw[2, 3];
+
+    my @ports = _free_ports(2 + 2 * $self->{nodes});
+    @$self{qw(etcd_port etcd_peer_port)} = splice @ports, 0, 2;
+
+    my $etcd_dir = "$dir/etcd";
+    $self->_mkdir_owned($etcd_dir);
+    $self->{etcd_yml} = "$dir/etcd.yml";
+    $self->{etcd_log} = "$dir/etcd.log";
+    my $peer = "http://127.0.0.1:$self->{etcd_peer_port}";
+    my $client = "http://127.0.0.1:$self->{etcd_port}";
+    _write_file($self->{etcd_yml}, _yaml({
+        'name'                        => 'etcd0',
+        'data-dir'                    => "$etcd_dir/data",
+        'listen-client-urls'          => $client,
+        'advertise-client-urls'       => $client,
+        'listen-peer-urls'            => $peer,
+        'initial-advertise-peer-urls' => $peer,
+        'initial-cluster'             => "etcd0=$peer",
+        'initial-cluster-state'       => 'new',
+        'initial-cluster-token'       => $self->{scope},
+        'enable-v2'                   => \1,
+        'logger'                      => 'zap',
+        'log-outputs'                 => ['stderr'],
+    }), 0644);
+
+    # post_bootstrap: role llng, database sessions owned by it, the tables
+    my $sql = "$dir/bootstrap.sql";
+    _write_file($sql, $self->_bootstrap_sql, 0644);
+    my $script = "$dir/post_bootstrap.sh";
+    _write_file($script, <<"SH", 0755);
+#!/bin/sh
+# Patroni passes a libpq conninfo string as the last argument.
+for last; do :; done
+exec $self->{pg_bin}/psql -X -q -v ON_ERROR_STOP=1 -d "\$last" -f $sql
+SH
+    $self->{post_bootstrap} = $script;
+
+    for my $i ($self->nodes) {
+        my $nd = $self->{node}[$i] = {
+            name     => "node$i",
+            pg_port  => shift @ports,
+            api_port => shift @ports,
+            home     => "$dir/node$i",
+            yml      => "$dir/node$i.yml",
+            log      => "$dir/node$i.log",
+            state    => 'new',       # new|running|stopped|killed
+            api      => 'up',        # up|stopped|hung
+        };
+        $nd->{api_listen} = $nd->{api_port};
+        $nd->{data} = "$nd->{home}/data";
+        $self->_mkdir_owned($nd->{home});
+        $self->_mkdir_owned("$nd->{home}/$_") for qw(sock pglog);
+        $self->_write_node_yml($i);
+    }
+    $self->_note("prepared $dir");
+}
+
+sub _bootstrap_sql {
+    my ($self) = @_;
+    my $u = _qident($self->{user});
+    my $pw = _qlit($self->{password});
+    return <<"SQL";
+CREATE ROLE $u LOGIN PASSWORD $pw;
+CREATE DATABASE sessions OWNER $u;
+\\connect sessions
+SET ROLE $u;
+CREATE TABLE sessions (
+    id varchar(64) not null primary key,
+    a_session jsonb
+);
+CREATE INDEX uid1 ON sessions USING BTREE ((a_session ->> '_whatToTrace'));
+CREATE INDEX s1 ON sessions ((a_session ->> '_session_kind'));
+CREATE INDEX u1 ON sessions ((cast(a_session ->> '_utime' as bigint)));
+CREATE INDEX ip1 ON sessions USING BTREE ((a_session ->> 'ipAddr'));
+-- side table for the helper's own write probes
+CREATE TABLE asbp_probe (
+    k text not null primary key,
+    node text,
+    t timestamptz not null default clock_timestamp()
+);
+SQL
+}
+
+sub _node_conf {
+    my ($self, $i) = @_;
+    my $nd = $self->{node}[$i];
+    my $pg = $self->{pg_bin};
+    return {
+        scope     => $self->{scope},
+        namespace => '/asbp/',
+        name      => $nd->{name},
+        restapi   => {
+            listen          => "127.0.0.1:$nd->{api_listen}",
+            connect_address => "127.0.0.1:$nd->{api_port}",
+        },
+        etcd      => { host => "127.0.0.1:$self->{etcd_port}", protocol => 'http' },
+        bootstrap => {
+            dcs => {
+                ttl                     => 10,
+                loop_wait               => 1,
+                retry_timeout           => 4,
+                maximum_lag_on_failover => MIB,
+                synchronous_mode        => $self->{sync} ? \1 : \0,
+                postgresql              => {
+                    use_pg_rewind => \1,
+                    use_slots     => \1,
+                    remove_data_directory_on_rewind_failure     => \1,
+                    remove_data_directory_on_diverged_timelines => \1,
+                    parameters    => {
+                        wal_level             => 'replica',
+                        hot_standby           => 'on',
+                        wal_log_hints         => 'on',
+                        max_wal_senders       => 10,
+                        max_replication_slots => 10,
+                        wal_keep_size         => '128MB',
+                        shared_buffers        => '32MB',
+                        max_connections       => 100,
+                    },
+                },
+            },
+            initdb         => [ { encoding => 'UTF8' }, { locale => 'C.UTF-8' } ],
+            post_bootstrap => $self->{post_bootstrap},
+        },
+        postgresql => {
+            listen          => "127.0.0.1:$nd->{pg_port}",
+            connect_address => "127.0.0.1:$nd->{pg_port}",
+            data_dir        => $nd->{data},
+            bin_dir         => $pg,
+            pgpass          => "$nd->{home}/pgpass",
+            use_unix_socket => \1,
+            authentication  => {
+                superuser   => { username => $self->{superuser}, password => $self->{superpassword} },
+                replication => { username => $self->{repl_user}, password => $self->{repl_password} },
+            },
+            parameters => {
+                unix_socket_directories => "$nd->{home}/sock",
+                logging_collector       => 'on',
+                log_directory           => "$nd->{home}/pglog",
+                log_filename            => 'postgresql.log',
+                log_line_prefix         => '%m [%p] %q%u@%d ',
+            },
+            pg_hba => [
+                'local all all trust',
+                'local replication all trust',
+                "host replication $self->{repl_user} 127.0.0.1/32 scram-sha-256",
+                'host all all 127.0.0.1/32 scram-sha-256',
+            ],
+            basebackup => [ { checkpoint => 'fast' } ],
+        },
+    };
+}
+
+sub _write_node_yml {
+    my ($self, $i) = @_;
+    my $nd = $self->{node}[$i];
+    my $tmp = "$nd->{yml}.tmp";
+    _write_file($tmp, _yaml($self->_node_conf($i)), 0644);
+    rename $tmp, $nd->{yml} or croak "rename $tmp: $!";
+}
+
+sub _mkdir_owned {
+    my ($self, $d) = @_;
+    mkdir $d, 0700 or croak "mkdir $d: $!";
+    if ($> == 0) { chown $self->{run_uid}, $self->{run_gid}, $d or croak "chown $d: $!" }
+}
+
+# ------------------------------------------------------------ processes
+
+# Forks and execs @cmd as postgres (via setpriv when root) with a scrubbed
+# environment, in its own session, stdin from /dev/null, stdout+stderr
+# appended to $log, every other fd closed.
+sub _spawn {
+    my ($self, $log, @cmd) = @_;
+    my @pre = $> == 0
+        ? ('/usr/bin/setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups')
+        : ();
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if (!$pid) {
+        eval {
+            POSIX::setsid();
+            open STDIN, '<', '/dev/null' or die "stdin: $!";
+            open STDOUT, '>>', $log or die "open $log: $!";
+            open STDERR, '>&', \*STDOUT or die "dup: $!";
+            _close_fds_above_2();
+            exec @pre, '/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', 'LANG=C.UTF-8', @cmd;
+            die "exec @cmd: $!";
+        };
+        print STDERR $@ if $@;
+        POSIX::_exit(127);
+    }
+    return $pid;
+}
+
+sub _close_fds_above_2 {
+    my @fds;
+    if (opendir my $d, '/proc/self/fd') {
+        @fds = grep { /^\d+$/ && $_ > 2 } readdir $d;
+        closedir $d;
+    } else {
+        @fds = 3 .. 1023;
+    }
+    POSIX::close($_) for @fds;
+}
+
+sub _start_etcd {
+    my ($self) = @_;
+    $self->{etcd_pid} = $self->_spawn($self->{etcd_log}, '/usr/bin/etcd', '--config-file', $self->{etcd_yml});
+    $self->_note("etcd pid $self->{etcd_pid} on $self->{etcd_port}");
+    $self->_wait(20, 'etcd /health', sub {
+        my ($code, $body) = http_get($self->{etcd_port}, '/health', 1);
+        return 1 if $code && $code == 200 && $body =~ /"health"\s*:\s*"true"/;
+        return (0, $code ? "HTTP $code $body" : $body);
+    });
+}
+
+sub _spawn_patroni {
+    my ($self, $i) = @_;
+    my $nd = $self->{node}[$i];
+    $nd->{pid} = $self->_spawn($nd->{log}, '/usr/bin/patroni', $nd->{yml});
+    $nd->{state} = 'running';
+    $nd->{api} = $nd->{api_listen} == $nd->{api_port} ? 'up' : 'stopped';
+    $self->_note("$nd->{name}: patroni pid $nd->{pid}, pg $nd->{pg_port}, api $nd->{api_port}");
+    return $nd->{pid};
+}
+
+# Process table: pid => {ppid, state, uid, cmd}
+sub _procs {
+    my %t;
+    opendir my $d, '/proc' or return \%t;
+    for my $pid (grep { /^\d+$/ } readdir $d) {
+        open my $fh, '<', "/proc/$pid/stat" or next;
+        my $stat = <$fh> // next;
+        my ($state, $ppid) = $stat =~ /\)\s+(\S)\s+(\d+)/ or next;
+        my $uid = (stat "/proc/$pid")[4];
+        $t{$pid} = { ppid => $ppid, state => $state, uid => $uid, cmd => _cmdline($pid) };
+    }
+    closedir $d;
+    return \%t;
+}
+
+sub _alive {
+    my ($pid) = @_;
+    return 0 unless $pid;
+    waitpid($pid, POSIX::WNOHANG());    # reap it if it is our child
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $stat = <$fh> // return 0;
+    my ($state) = $stat =~ /\)\s+(\S)/;
+    return defined $state && $state ne 'Z' && $state ne 'X';
+}
+
+# The processes belonging to a cluster directory: processes of $uid whose
+# command line names the directory (patroni, etcd, postmasters, pg_rewind...),
+# postmasters from postmaster.pid files, the @known pids, and all their
+# descendants.
+sub _dir_procs {
+    my ($dir, $uid, @known) = @_;
+    my $p = _procs();
+    my %set;
+    for my $pid (keys %$p) {
+        next if defined $uid && $p->{$pid}{uid} != $uid;
+        $set{$pid} = 1 if index($p->{$pid}{cmd}, "$dir/") >= 0;
+    }
+    for my $data (glob "$dir/*/data") {
+        my $pm = _read_pidfile($data) or next;
+        $set{$pm} = 1 if $p->{$pm} && index($p->{$pm}{cmd}, "$data ") >= 0;
+    }
+    $set{$_} = 1 for grep { $_ && $p->{$_} } @known;
+    my %kids;
+    push @{ $kids{ $p->{$_}{ppid} } }, $_ for keys %$p;
+    my @q = keys %set;
+    while (defined(my $x = shift @q)) {
+        for my $k (@{ $kids{$x} || [] }) { push @q, $k unless $set{$k}++ }
+    }
+    delete $set{$$};
+    return grep { $p->{$_}{state} ne 'Z' } sort { $a <=> $b } keys %set;
+}
+
+# Sends $sig to @pids (and SIGCONT, so stopped ones get it), waits up to
+# $grace seconds, SIGKILLs what is left and waits up to 5 more seconds.
+# Returns the pids still alive (should be none).
+sub _terminate {
+    my ($sig, $grace, @pids) = @_;
+    @pids = grep { _alive($_) } @pids;
+    return unless @pids;
+    kill $sig, @pids;
+    kill 'CONT', @pids;
+    my $end = time + $grace;
+    while (time < $end) {
+        @pids = grep { _alive($_) } @pids;
+        return unless @pids;
+        sleep 0.05;
+    }
+    kill 'KILL', @pids;
+    $end = time + 5;
+    while (time < $end) {
+        @pids = grep { _alive($_) } @pids;
+        return unless @pids;
+        sleep 0.05;
+    }
+    return @pids;
+}
+
+# Stops everything that belongs to $dir: patroni first (it stops its
+# PostgreSQL), then any leftover PostgreSQL process, then etcd. Usable
+# without an object (guardian, ASBP_KEEP_CLUSTER clean-up).
+sub reap_dir {
+    my ($dir, %o) = @_;
+    my $uid = exists $o{uid} ? $o{uid} : ($> == 0 ? (getpwnam('postgres'))[2] : $>);
+    my @known = grep { $_ } @{ $o{known} || [] };
+    my $grace = $o{grace} // 20;
+    my @left;
+    my $log = $o{log} || sub {};
+    my $t0 = time;
+    {
+        local $SIG{PIPE} = 'IGNORE';
+        my $p = _procs();
+        my @all = _dir_procs($dir, $uid, @known);
+        my @patroni = grep { $p->{$_}{cmd} =~ m{/patroni\s} } @all;
+        my %etcd = map { $_ => 1 } grep { $p->{$_}{cmd} =~ m{/etcd\s} } @all;
+        $etcd{$o{etcd_pid}} = 1 if $o{etcd_pid} && _alive($o{etcd_pid});
+        push @left, _terminate('TERM', $grace, @patroni);
+        $log->(sprintf 'patroni (%s) stopped in %.2f s', "@patroni", time - $t0);
+        my @rest = grep { !$etcd{$_} } _dir_procs($dir, $uid, @known);
+        push @left, _terminate('TERM', 5, @rest);
+        $log->(sprintf 'leftovers (%s) stopped in %.2f s', "@rest", time - $t0);
+        push @left, _terminate('TERM', 5, keys %etcd);
+        $log->(sprintf 'etcd stopped in %.2f s', time - $t0);
+        push @left, _dir_procs($dir, $uid, @known);
+    }
+    if ($o{remove} && -d $dir) {
+        my $cwd = Cwd::getcwd() // '';
+        chdir '/' if index("$cwd/", "$dir/") == 0;
+        File::Path::remove_tree($dir);
+        $log->(sprintf '%s removed in %.2f s', $dir, time - $t0);
+    }
+    my %u;
+    return grep { !$u{$_}++ && _alive($_) } @left;
+}
+
+# Every pid of ours right now (patroni, etcd, postmasters and children).
+sub pids {
+    my ($self) = @_;
+    return () unless $self->{dir};
+    return _dir_procs($self->{dir}, $self->{run_uid}, $self->_known_pids);
+}
+
+# Processes that still look like ours after a stop: any whose command line
+# names the directory or whose title carries the cluster name.
+sub leftover_pids {
+    my ($self) = @_;
+    return () unless $self->{dir};
+    my $p = _procs();
+    my $title = "postgres: $self->{scope}:";
+    return sort { $a <=> $b } grep {
+        $_ != $$ && $p->{$_}{state} ne 'Z'
+            && (index($p->{$_}{cmd}, "$self->{dir}/") >= 0 || index($p->{$_}{cmd}, $title) == 0)
+    } keys %$p;
+}
+
+# etcd and patroni pids still alive and still ours (a pid recorded before a
+# kill may have been reused by an unrelated process since)
+sub _known_pids {
+    my ($self) = @_;
+    return grep { $_ && _alive($_) && index(_cmdline($_), "$self->{dir}/") >= 0 }
+        $self->{etcd_pid}, map { $self->{node}[$_]{pid} } $self->nodes;
+}
+
+# ------------------------------------------------------------ guardian
+
+# A forked watcher that stops the cluster if this process dies without
+# running its END blocks (SIGKILL, an unhandled signal, prove killed...).
+sub _start_guardian {
+    my ($self) = @_;
+    pipe my $r, my $w or croak "pipe: $!";
+    my $dir = $self->{dir};
+    my $uid = $self->{run_uid};
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if (!$pid) {
+        close $w;
+        POSIX::setsid();
+        $SIG{$_} = 'IGNORE' for qw(INT TERM HUP PIPE QUIT);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        my $rfd = fileno $r;
+        POSIX::close($_) for grep { $_ != $rfd } _open_fds_above_2();
+        my ($msg, $buf) = ('');
+        while (1) {
+            my $n = sysread $r, $buf, 64;
+            next if !defined $n && $!{EINTR};
+            last unless $n;
+            $msg .= $buf;
+            last if $msg =~ /[DK]/;    # torn down (or kept) by its owner
+        }
+        if ($msg !~ /[DK]/ && -d $dir) {
+            reap_dir($dir, uid => $uid, remove => !_truthy($ENV{ASBP_KEEP_CLUSTER}));
+        }
+        POSIX::_exit(0);
+    }
+    close $r;
+    $self->{guardian_pid} = $pid;
+    $self->{guardian_fh} = $w;
+}
+
+sub _open_fds_above_2 {
+    opendir my $d, '/proc/self/fd' or return 3 .. 1023;
+    my @fds = grep { /^\d+$/ && $_ > 2 } readdir $d;
+    closedir $d;
+    return @fds;
+}
+
+sub _release_guardian {
+    my ($self, $msg) = @_;
+    my $w = delete $self->{guardian_fh} or return;
+    local $SIG{PIPE} = 'IGNORE';
+    syswrite $w, $msg;
+    close $w;
+    if (my $g = delete $self->{guardian_pid}) {
+        my $end = time + 5;
+        while (time < $end) { last if waitpid($g, POSIX::WNOHANG()) != 0; sleep 0.01 }
+    }
+}
+
+# ------------------------------------------------------------ teardown
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{started} && !$self->{stopped};
+    return if $$ != $self->{owner_pid};    # forked child: not ours to stop
+    $self->{stopped} = 1;
+    delete $LIVE{ Scalar::Util::refaddr($self) };
+    local ($@, $!, $?);
+    local $SIG{__DIE__};
+    local $SIG{PIPE} = 'IGNORE';
+    local @SIG{qw(INT TERM HUP)} = ('IGNORE') x 3;
+    $self->stop_probe($_) for values %{ $self->{probes} || {} };
+    return 1 unless $self->{dir};    # failed before creating anything
+
+    if (_truthy($ENV{ASBP_KEEP_CLUSTER}) && $self->{dir}) {
+        $self->_release_guardian('K');
+        print STDERR $self->_keep_message;
+        return;
+    }
+    my $t = time;
+    my @left = reap_dir($self->{dir}, uid => $self->{run_uid}, known => [ $self->_known_pids ],
+                        etcd_pid => $self->{etcd_pid}, remove => 1,
+                        log => sub { $self->_note($_[0]) });
+    $self->{node}[$_]{state} = 'stopped' for grep { $self->{node}[$_] } $self->nodes;
+    $self->_release_guardian('D');
+    $self->{stop_seconds} = time - $t;
+    warn "PatroniCluster: processes left behind: @left\n" if @left;
+    $self->_note(sprintf 'stopped in %.1f s', $self->{stop_seconds});
+    return !@left;
+}
+
+sub stop_seconds { $_[0]{stop_seconds} }
+
+sub _keep_message {
+    my ($self) = @_;
+    my $lib = File::Spec->rel2abs((File::Spec->splitpath($INC{'PatroniCluster.pm'} // __FILE__))[1]);
+    my $s = "# ASBP_KEEP_CLUSTER=1: cluster left running in $self->{dir}\n";
+    $s .= "#   etcd:   " . $self->etcd_url . "\n";
+    for my $i ($self->nodes) {
+        $s .= sprintf "#   %s: api %s  pg 127.0.0.1:%d  log %s\n", $self->node_name($i),
+            $self->api_url($i), $self->pg_port($i), $self->log_file($i);
+    }
+    $s .= sprintf "#   psql:   PGPASSWORD=%s %s/psql -h 127.0.0.1 -p %d -U %s sessions\n",
+        $self->{password}, $self->{pg_bin}, $self->pg_port(1), $self->{user};
+    $s .= "#   status: /usr/bin/patronictl -c $self->{node}[1]{yml} list\n";
+    $s .= "#   stop:   perl -I$lib -MPatroniCluster -e 'PatroniCluster::reap_dir(shift, remove => 1)' $self->{dir}\n";
+    return $s;
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($@, $!, $?);
+    eval { $self->stop };
+}
+
+sub _install_signal_handlers {
+    return if $SIGNALS_INSTALLED++;
+    my %num = (INT => 2, HUP => 1, TERM => 15);
+    for my $sig (keys %num) {
+        my $cur = $SIG{$sig};
+        next if defined $cur && $cur ne '' && $cur ne 'DEFAULT';
+        $SIG{$sig} = sub { exit(128 + $num{$sig}) };    # END blocks run
+    }
+}
+
+END {
+    my $st = $?;
+    for my $c (grep { defined } values %LIVE) {
+        eval { $c->stop };
+    }
+    $? = $st;
+}
+
+# ------------------------------------------------------------ HTTP / waits
+
+# http_get($port, $path, $timeout) -> ($status, $body) or (undef, $error)
+sub http_get {
+    my ($port, $path, $timeout) = @_;
+    $timeout //= 2;
+    local $SIG{PIPE} = 'IGNORE';
+    my $deadline = time + $timeout;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp',
+                                  Timeout => $timeout)
+        or return (undef, 'connect: ' . ($! || $@));
+    my $req = "GET $path HTTP/1.0\r\nHost: 127.0.0.1:$port\r\nConnection: close\r\n\r\n";
+    defined syswrite($s, $req) or return (undef, "write: $!");
+    my $sel = IO::Select->new($s);
+    my $buf = '';
+    while (1) {
+        my $left = $deadline - time;
+        return (undef, 'timeout') if $left <= 0 || !$sel->can_read($left);
+        my $n = sysread $s, $buf, 65536, length $buf;
+        return (undef, "read: $!") unless defined $n;
+        last unless $n;
+    }
+    my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+    my ($code) = ($head // '') =~ m{^HTTP/\S+\s+(\d+)} or return (undef, 'malformed HTTP answer');
+    return ($code, $body // '');
+}
+
+# true when a TCP connect to 127.0.0.1:$port is refused
+sub port_refuses {
+    my ($port) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 1);
+    return 0 if $s;
+    return $!{ECONNREFUSED} ? 1 : 0;
+}
+
+sub _wait {
+    my ($self, $timeout, $what, $cond, $interval) = @_;
+    $interval //= 0.1;
+    my $t0 = time;
+    my $end = $t0 + $timeout;
+    my $last = '';
+    while (1) {
+        my ($ok, $why) = $cond->();
+        return wantarray ? ($ok, time - $t0) : $ok if $ok;
+        $last = $why // $last;
+        last if time >= $end;
+        sleep $interval;
+    }
+    croak sprintf "PatroniCluster: timeout after %.0f s waiting for %s\n  last state: %s\n%s",
+        $timeout, $what, $last, $self->diagnostics;
+}
+
+sub diagnostics {
+    my ($self, $lines) = @_;
+    $lines //= 25;
+    return '' unless $self->{dir};
+    my $s = '';
+    for my $f ($self->{etcd_log}, map({ $self->{node}[$_]{log} } $self->nodes),
+               map({ "$self->{node}[$_]{home}/pglog/postgresql.log" } $self->nodes)) {
+        next unless defined $f && -r $f;
+        my @l = do { open my $fh, '<', $f or next; <$fh> };
+        my $n = $f =~ /etcd|postgresql\.log/ ? 8 : $lines;
+        @l = @l[-$n .. -1] if @l > $n;
+        $s .= "  ---- tail of $f\n" . join '', map { "  | $_" } @l;
+    }
+    return $s;
+}
+
+# ------------------------------------------------------------ cluster view
+
+sub _api_nodes {
+    my ($self) = @_;
+    return grep { my $n = $self->{node}[$_]; $n->{state} eq 'running' && $n->{api} ne 'hung' } $self->nodes;
+}
+
+# Decoded GET /cluster from the first REST API that answers (APIs known to
+# be down, hung or moved are skipped or reached on their moved port).
+sub cluster_json {
+    my ($self, $timeout) = @_;
+    my @errs;
+    for my $i ($self->_api_nodes) {
+        my ($code, $body) = http_get($self->{node}[$i]{api_listen}, '/cluster', $timeout // 1);
+        if ($code && $code == 200) {
+            my $j = eval { $JSON->decode($body) };
+            if ($j && ref $j->{members} eq 'ARRAY') {
+                for my $m (@{ $j->{members} }) {
+                    $m->{node} = $1 if ($m->{name} // '') =~ /^node(\d+)$/;
+                }
+                return $j;
+            }
+            push @errs, "node$i: bad JSON";
+        } else {
+            push @errs, "node$i: " . ($code ? "HTTP $code" : $body);
+        }
+    }
+    $self->{last_error} = join('; ', @errs) || 'no REST API to ask';
+    return;
+}
+
+sub members {
+    my ($self) = @_;
+    my $j = $self->cluster_json or return;
+    return @{ $j->{members} };
+}
+
+sub _is_leader_role { ($_[0] // '') =~ /^(?:leader|master|primary)$/ }
+
+# leader(): node number of the running leader in /cluster, or undef.
+# In list context: (node, name, pg_port).
+sub leader {
+    my ($self, $j) = @_;
+    $j //= $self->cluster_json or return;
+    for my $m (@{ $j->{members} }) {
+        next unless _is_leader_role($m->{role}) && ($m->{state} // '') eq 'running' && $m->{node};
+        return wantarray ? ($m->{node}, $m->{name}, $m->{port}) : $m->{node};
+    }
+    return;
+}
+
+sub sync_standby {
+    my ($self, $j) = @_;
+    $j //= $self->cluster_json or return;
+    my ($m) = grep { ($_->{role} // '') eq 'sync_standby' } @{ $j->{members} };
+    return $m ? $m->{node} : undef;
+}
+
+# role of a node in /cluster (leader, replica, sync_standby) or undef
+sub role {
+    my ($self, $node, $j) = @_;
+    my $i = $self->_idx($node);
+    $j //= $self->cluster_json or return;
+    my ($m) = grep { ($_->{node} // 0) == $i } @{ $j->{members} };
+    return $m ? $m->{role} : undef;
+}
+
+sub replicas {
+    my ($self, $j) = @_;
+    $j //= $self->cluster_json or return;
+    return map { $_->{node} } grep { $_->{node} && !_is_leader_role($_->{role}) } @{ $j->{members} };
+}
+
+# One check of the whole cluster: (1) or (0, what is missing).
+sub healthy {
+    my ($self) = @_;
+    my $j = $self->cluster_json or return (0, "no /cluster: $self->{last_error}");
+    my @m = @{ $j->{members} };
+    my @want = grep { $self->{node}[$_]{state} eq 'running' } $self->nodes;
+    my $desc = join ', ', map { sprintf '%s %s/%s lag=%s', $_->{name}, $_->{role} // '?', $_->{state} // '?',
+                                        $_->{lag} // '-' } @m;
+    my ($leader) = grep { _is_leader_role($_->{role}) } @m;
+    return (0, "no leader [$desc]") unless $leader && ($leader->{state} // '') eq 'running';
+    my %seen = map { ($_->{node} // 0) => $_ } @m;
+    for my $i (@want) {
+        my $m = $seen{$i} or return (0, "node$i missing [$desc]");
+        return (0, "node$i not running [$desc]") unless ($m->{state} // '') eq 'running';
+        next if $m == $leader;
+        return (0, "node$i lag not <= 1 MiB [$desc]")
+            unless defined $m->{lag} && $m->{lag} =~ /^\d+$/ && $m->{lag} <= MIB;
+    }
+    my @rows = eval {
+        split /\n/, $self->psql($leader->{node},
+            "SELECT application_name || ' ' || state || ' ' || sync_state FROM pg_stat_replication",
+            user => 'super', db => 'postgres', timeout => 5)
+    };
+    return (0, "pg_stat_replication on $leader->{name}: $@") if $@;
+    my %rep = map { my @f = split ' '; $f[0] => { state => $f[1], sync => $f[2] } } @rows;
+    for my $i (grep { $_ != $leader->{node} } @want) {
+        my $r = $rep{"node$i"};
+        return (0, "node$i not streaming in pg_stat_replication [@rows]")
+            unless $r && $r->{state} eq 'streaming';
+    }
+    if ($self->{sync} && @want > 1) {
+        my ($ss) = grep { ($_->{role} // '') eq 'sync_standby' } @m;
+        return (0, "no sync_standby [$desc]") unless $ss;
+        my $r = $rep{ $ss->{name} };
+        return (0, "$ss->{name} not sync in pg_stat_replication [@rows]")
+            unless $r && $r->{sync} eq 'sync';
+    }
+    return (1, $desc);
+}
+
+sub wait_healthy {
+    my ($self, %o) = @_;
+    my (undef, $secs) = $self->_wait($o{timeout} // 60, $o{what} // 'a healthy cluster',
+                                     sub { $self->healthy }, 0.2);
+    return $secs;
+}
+
+# wait_new_leader(old => N, timeout => 30, since => $time)
+#   polls /cluster every 20 ms until a running leader other than `old`.
+#   Returns the node, or (node, seconds since `since`/the call) in list context.
+sub wait_new_leader {
+    my ($self, %o) = @_;
+    my $old = defined $o{old} ? $self->_idx($o{old}) : undef;
+    my $since = $o{since} // time;
+    my $node = $self->_wait($o{timeout} // 30, 'a new leader', sub {
+        my $j = $self->cluster_json(0.5) or return (0, $self->{last_error});
+        my $l = $self->leader($j);
+        return (0, 'no running leader') unless $l;
+        return (0, "leader still node$l") if defined $old && $l == $old;
+        return $l;
+    }, 0.02);
+    return wantarray ? ($node, time - $since) : $node;
+}
+
+# wait_writable($node_or_'leader', $timeout): until an INSERT with
+# synchronous_commit on succeeds (no local-only commit). Returns (node, secs).
+sub wait_writable {
+    my ($self, $node, $timeout) = @_;
+    $node //= 'leader';
+    my $seq = 0;
+    my $t0 = time;
+    my $n = $self->_wait($timeout // 30, "a writable " . ($node eq 'leader' ? 'leader' : "node $node"), sub {
+        my $i = $node eq 'leader' ? $self->leader : $self->_idx($node);
+        return (0, 'no leader') unless $i;
+        my $k = sprintf 'ww-%d-%.6f-%d', $$, time, ++$seq;
+        my ($ok, $out, $err) = $self->psql_try($i,
+            "INSERT INTO asbp_probe(k, node) VALUES ('$k', 'node$i')",
+            timeout => 4, pgoptions => '-c statement_timeout=3000');
+        return (0, "node$i: $err") unless $ok;
+        return (0, "node$i: commit not synchronously acknowledged") if $err =~ /synchronous/i;
+        return $i;
+    }, 0.03);
+    return wantarray ? ($n, time - $t0) : $n;
+}
+
+# ------------------------------------------------------------ psql
+
+# _run($timeout, \%env, @cmd) -> ($exit_status, $stdout, $stderr)
+sub _run {
+    my ($self, $timeout, $env, @cmd) = @_;
+    my $out = File::Temp->new(TMPDIR => 1);
+    my $err = File::Temp->new(TMPDIR => 1);
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if (!$pid) {
+        eval {
+            open STDIN, '<', '/dev/null';
+            open STDOUT, '>', $out->filename or die;
+            open STDERR, '>', $err->filename or die;
+            %ENV = (PATH => '/usr/bin:/bin', LANG => 'C.UTF-8', %$env);
+            exec @cmd or die "exec $cmd[0]: $!\n";
+        };
+        print STDERR $@;
+        POSIX::_exit(127);
+    }
+    my $end = time + $timeout;
+    my $st;
+    while (1) {
+        my $r = waitpid $pid, POSIX::WNOHANG();
+        if ($r == $pid) { $st = $?; last }
+        if (time > $end) {
+            kill 'KILL', $pid;
+            waitpid $pid, 0;
+            $st = -1;
+            last;
+        }
+        sleep 0.003;
+    }
+    my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
+    my ($o, $e) = ($slurp->($out->filename), $slurp->($err->filename));
+    $e .= "timed out after ${timeout}s\n" if $st == -1;
+    return ($st, $o, $e);
+}
+
+# psql_try($node, $sql_or_arrayref, user => 'app'|'super', db => 'sessions',
+#          timeout => 10, pgoptions => '...') -> ($ok, $stdout, $stderr)
+sub psql_try {
+    my ($self, $node, $sql, %o) = @_;
+    my $i = $self->_idx($node);
+    my $super = ($o{user} // 'app') eq 'super';
+    my @c = map { ('-c', $_) } ref $sql ? @$sql : ($sql);
+    my %env = (PGPASSWORD => $super ? $self->{superpassword} : $self->{password},
+               PGCONNECT_TIMEOUT => 3, PGAPPNAME => 'asbp-helper');
+    $env{PGOPTIONS} = $o{pgoptions} if $o{pgoptions};
+    my ($st, $out, $err) = $self->_run($o{timeout} // 10, \%env,
+        "$self->{pg_bin}/psql", '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+        '-h', '127.0.0.1', '-p', $self->{node}[$i]{pg_port},
+        '-U', $super ? $self->{superuser} : $self->{user},
+        '-d', $o{db} // 'sessions', @c);
+    chomp $out;
+    return ($st == 0 ? 1 : 0, $out, $err);
+}
+
+# psql($node, $sql, %opt): stdout (chomped); croaks on failure.
+sub psql {
+    my ($self, $node, $sql, %o) = @_;
+    my ($ok, $out, $err) = $self->psql_try($node, $sql, %o);
+    croak "psql on node $node failed: $err" unless $ok;
+    return $out;
+}
+
+# ------------------------------------------------------------ actions
+
+sub patronictl {
+    my ($self, @args) = @_;
+    my ($via) = ($self->_api_nodes, 1);
+    my ($st, $out, $err) = $self->_run(60, {}, '/usr/bin/patronictl', '-c', $self->{node}[$via]{yml}, @args);
+    return wantarray ? ($st == 0, $out, $err) : $out;
+}
+
+# switchover(candidate => N, timeout => 30): returns a hashref
+#   { old, new, leader_seconds, writable_seconds, output }
+sub switchover {
+    my ($self, %o) = @_;
+    my $t0 = time;
+    my $old = $self->leader or croak "switchover: no running leader ($self->{last_error})";
+    my @cand = defined $o{candidate} ? ('--candidate', $self->node_name($o{candidate})) : ();
+    my ($ok, $out, $err) = $self->patronictl('switchover', $self->{scope},
+        '--leader', $self->node_name($old), @cand, '--force');
+    croak "patronictl switchover failed: $out$err\n" . $self->diagnostics(10)
+        if !$ok || $out =~ /failed, details/;
+    my ($new, $lsecs) = $self->wait_new_leader(old => $old, since => $t0, timeout => $o{timeout} // 30);
+    my (undef, $wsecs) = $self->wait_writable($new, $o{timeout} // 30);
+    my $r = { old => $old, new => $new, leader_seconds => $lsecs,
+              writable_seconds => time - $t0, output => $out . $err };
+    $self->_note(sprintf 'switchover node%d -> node%d: leader after %.2f s, writable after %.2f s',
+                 $old, $new, $lsecs, $r->{writable_seconds});
+    return $r;
+}
+
+# kill_node($n): SIGKILL of patroni, the postmaster and its children, all at
+# once (collected first). Returns immediately: { node, name, pids, at }.
+sub kill_node {
+    my ($self, $node) = @_;
+    my $i = $self->_idx($node);
+    my $nd = $self->{node}[$i];
+    my $p = _procs();
+    my @pids = grep { $_ && $p->{$_} } $nd->{pid}, $self->postmaster_pid($i);
+    my %set = map { $_ => 1 } @pids;
+    my %kids;
+    push @{ $kids{ $p->{$_}{ppid} } }, $_ for keys %$p;
+    my @q = @pids;
+    while (defined(my $x = shift @q)) {
+        for my $k (@{ $kids{$x} || [] }) { push @q, $k unless $set{$k}++ }
+    }
+    my @all = sort { $a <=> $b } keys %set;
+    my $at = time;
+    kill 'KILL', @all;
+    waitpid($nd->{pid}, 0) if $nd->{pid};
+    $nd->{pid} = undef;
+    $nd->{state} = 'killed';
+    $self->_note("killed $nd->{name}: @all");
+    return { node => $i, name => $nd->{name}, pids => \@all, at => $at };
+}
+
+sub kill_leader {
+    my ($self) = @_;
+    my $l = $self->leader or croak "kill_leader: no running leader ($self->{last_error})";
+    return $self->kill_node($l);
+}
+
+# stop_node($n, timeout => 30): SIGTERM to patroni (which stops PostgreSQL),
+# SIGKILL after the timeout; then any leftover postmaster.
+sub stop_node {
+    my ($self, $node, %o) = @_;
+    my $i = $self->_idx($node);
+    my $nd = $self->{node}[$i];
+    my $t0 = time;
+    my @left = _terminate('TERM', $o{timeout} // 30, $nd->{pid});
+    my $pm = $self->postmaster_pid($i);
+    if ($pm && _alive($pm)) {
+        my @pg = _dir_procs("$nd->{home}", undef, $pm);
+        push @left, _terminate('INT', 10, @pg);
+    }
+    croak "stop_node($i): still alive: @left" if @left;
+    $nd->{pid} = undef;
+    $nd->{state} = 'stopped';
+    $nd->{api} = 'up';
+    $nd->{api_listen} = $nd->{api_port};
+    $self->_write_node_yml($i);
+    return time - $t0;
+}
+
+# start_node($n, wait => 1, timeout => 60): starts patroni again; waits for a
+# healthy cluster (the node running and streaming) unless wait => 0.
+sub start_node {
+    my ($self, $node, %o) = @_;
+    my $i = $self->_idx($node);
+    my $nd = $self->{node}[$i];
+    croak "start_node($i): patroni still running" if $nd->{pid} && _alive($nd->{pid});
+    my $t0 = time;
+    $self->_spawn_patroni($i);
+    $self->wait_healthy(timeout => $o{timeout} // 60, what => "$nd->{name} to rejoin")
+        if $o{wait} // 1;
+    return time - $t0;
+}
+
+sub restart_node {
+    my ($self, $node, %o) = @_;
+    my $i = $self->_idx($node);
+    my $t0 = time;
+    $self->stop_node($i, %o) if $self->{node}[$i]{state} eq 'running';
+    $self->start_node($i, %o);
+    return time - $t0;
+}
+
+# stop_api($n): moves restapi.listen to another free port and SIGHUPs
+# patroni; the advertised port (connect_address) then refuses connections
+# while the node keeps its role.
+sub stop_api {
+    my ($self, $node, %o) = @_;
+    my $i = $self->_idx($node);
+    my $nd = $self->{node}[$i];
+    croak "stop_api($i): node not running" unless $nd->{state} eq 'running';
+    return if $nd->{api} eq 'stopped';
+    ($nd->{api_listen}) = _free_ports(1);
+    $self->_write_node_yml($i);
+    kill 'HUP', $nd->{pid};
+    $self->_wait($o{timeout} // 15, "$nd->{name} REST API to move to $nd->{api_listen}", sub {
+        return (0, "port $nd->{api_port} still accepts") unless port_refuses($nd->{api_port});
+        my ($code) = http_get($nd->{api_listen}, '/patroni', 1);
+        return $code && $code == 200 ? 1 : (0, "moved port $nd->{api_listen} not answering");
+    });
+    $nd->{api} = 'stopped';
+    return 1;
+}
+
+sub start_api {
+    my ($self, $node, %o) = @_;
+    my $i = $self->_idx($node);
+    my $nd = $self->{node}[$i];
+    return if $nd->{api} ne 'stopped';
+    $nd->{api_listen} = $nd->{api_port};
+    $self->_write_node_yml($i);
+    kill 'HUP', $nd->{pid};
+    $self->_wait($o{timeout} // 15, "$nd->{name} REST API back on $nd->{api_port}", sub {
+        my ($code) = http_get($nd->{api_port}, '/patroni', 1);
+        return $code && $code == 200 ? 1 : (0, "port $nd->{api_port} not answering");
+    });
+    $nd->{api} = 'up';
+    return 1;
+}
+
+# hang_api($n): SIGSTOP of that node's patroni (the port accepts TCP but
+# never answers; its HA loop is frozen too). resume_api($n): SIGCONT.
+sub hang_api {
+    my ($self, $node) = @_;
+    my $i = $self->_idx($node);
+    my $nd = $self->{node}[$i];
+    croak "hang_api($i): node not running" unless $nd->{state} eq 'running';
+    kill 'STOP', $nd->{pid};
+    $nd->{api_before_hang} = $nd->{api};
+    $nd->{api} = 'hung';
+    return 1;
+}
+
+sub resume_api {
+    my ($self, $node, %o) = @_;
+    my $i = $self->_idx($node);
+    my $nd = $self->{node}[$i];
+    return if $nd->{api} ne 'hung';
+    kill 'CONT', $nd->{pid};
+    $nd->{api} = delete $nd->{api_before_hang} // 'up';
+    $self->_wait($o{timeout} // 15, "$nd->{name} REST API to answer again", sub {
+        my ($code) = http_get($nd->{api_listen}, '/patroni', 1);
+        return $code && $code == 200 ? 1 : (0, "not answering");
+    });
+    return 1;
+}
+
+# ------------------------------------------------------------ write probe
+
+# start_probe(interval => 0.02): a forked DBD::Pg loop that tries
+# INSERT INTO asbp_probe on every node every `interval` seconds and logs
+# each acknowledged write. Returns a handle for stop_probe.
+sub start_probe {
+    my ($self, %o) = @_;
+    eval { require DBI; require DBD::Pg; 1 } or croak 'start_probe needs DBD::Pg (libdbd-pg-perl)';
+    my $interval = $o{interval} // 0.02;
+    my $tag = sprintf 'probe-%d-%d', $$, ++$PROBE_SEQ;
+    my $file = "$self->{dir}/$tag.log";
+    my @nodes = $self->nodes;
+    my %dsn = map { $_ => $self->dsn($_) . ';connect_timeout=1' } @nodes;
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if (!$pid) {
+        # a forked child must not keep the guardians' pipes open, and must
+        # not outlive the test process
+        close $_->{guardian_fh} for grep { $_ && $_->{guardian_fh} } values %LIVE;
+        my $parent = getppid;
+        my $stop = 0;
+        $SIG{TERM} = sub { $stop = 1 };
+        $SIG{INT} = 'IGNORE';
+        open my $out, '>', $file or POSIX::_exit(1);
+        $out->autoflush(1);
+        my (%dbh, $n);
+        until ($stop || getppid != $parent) {
+            my $round = time;
+            for my $i (@nodes) {
+                last if $stop;
+                my $dbh = $dbh{$i} //= eval {
+                    my $h = DBI->connect("$dsn{$i}", $self->{user}, $self->{password},
+                        { RaiseError => 1, PrintError => 0, PrintWarn => 0, AutoCommit => 1 });
+                    $h->do('SET statement_timeout = 2000');
+                    $h;
+                };
+                unless ($dbh) {
+                    (my $e = $@ // '') =~ s/\s+/ /g;
+                    printf $out "%.6f\t%d\tnoconn\t%s\n", time, $i, substr($e, 0, 120);
+                    next;
+                }
+                my $k = "$tag-" . ++$n;
+                my $warn = '';
+                local $SIG{__WARN__} = sub { $warn .= $_[0] };
+                my $ok = eval { $dbh->do('INSERT INTO asbp_probe(k, node) VALUES (?, ?)', undef, $k, "node$i"); 1 };
+                my $t = time;
+                if ($ok) {
+                    printf $out "%.6f\t%d\t%s\t%s\n", $t, $i, ($warn =~ /synchronous/i ? 'local' : 'ok'), $k;
+                } else {
+                    (my $e = $@ // '') =~ s/\s+/ /g;
+                    printf $out "%.6f\t%d\terr\t%s\n", $t, $i, substr($e, 0, 120);
+                    delete $dbh{$i} unless eval { $dbh->ping };
+                }
+            }
+            my $left = $interval - (time - $round);
+            sleep $left if $left > 0 && !$stop;
+        }
+        close $out;
+        POSIX::_exit(0);
+    }
+    my $p = { pid => $pid, file => $file, tag => $tag, started => time };
+    $self->{probes}{$tag} = $p;
+    return $p;
+}
+
+# stop_probe($p): stops the loop and returns
+#   { tag, ok, local, errors, acked => [keys], max_gap, gap_from, gap_to,
+#     first_ok, last_ok, by_node => {N => acked count} }
+# max_gap is the longest time without any acknowledged write.
+sub stop_probe {
+    my ($self, $p) = @_;
+    return $p->{result} if $p->{result};
+    delete $self->{probes}{ $p->{tag} };
+    _terminate('TERM', 5, $p->{pid});
+    waitpid $p->{pid}, POSIX::WNOHANG();
+    my %r = (tag => $p->{tag}, ok => 0, local => 0, errors => 0, acked => [], by_node => {}, max_gap => 0);
+    my @t;
+    if (open my $fh, '<', $p->{file}) {
+        while (<$fh>) {
+            chomp;
+            my ($t, $i, $what, $rest) = split /\t/, $_, 4;
+            next unless defined $what;
+            if ($what eq 'ok') {
+                $r{ok}++;
+                push @{ $r{acked} }, $rest;
+                $r{by_node}{$i}++;
+                push @t, $t;
+            } elsif ($what eq 'local') {
+                $r{local}++;
+            } else {
+                $r{errors}++;
+            }
+        }
+    }
+    if (@t) {
+        @r{qw(first_ok last_ok)} = ($t[0], $t[-1]);
+        for my $j (1 .. $#t) {
+            my $g = $t[$j] - $t[ $j - 1 ];
+            @r{qw(max_gap gap_from gap_to)} = ($g, $t[ $j - 1 ], $t[$j]) if $g > $r{max_gap};
+        }
+    }
+    return $p->{result} = \%r;
+}
+
+# probe_missing($result, $node): acknowledged probe keys absent on $node.
+sub probe_missing {
+    my ($self, $r, $node) = @_;
+    my %have = map { $_ => 1 } split /\n/,
+        $self->psql($node // 'leader', "SELECT k FROM asbp_probe WHERE k LIKE '$r->{tag}-%'");
+    return grep { !$have{$_} } @{ $r->{acked} };
+}
+
+# ------------------------------------------------------------ utilities
+
+sub _free_ports {
+    my ($n) = @_;
+    my (@socks, @ports);
+    while (@ports < $n) {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
+            or croak "cannot bind a free port: $!";
+        push @socks, $s;
+        push @ports, $s->sockport;
+    }
+    close $_ for @socks;
+    return @ports;
+}
+
+sub _write_file {
+    my ($f, $content, $mode) = @_;
+    open my $fh, '>', $f or croak "write $f: $!";
+    print $fh $content;
+    close $fh or croak "close $f: $!";
+    chmod $mode, $f if defined $mode;
+}
+
+sub _qident { my $s = shift; $s =~ s/"/""/g; qq{"$s"} }
+sub _qlit   { my $s = shift; $s =~ s/'/''/g; qq{'$s'} }
+
+# Minimal YAML writer: nested hashes and arrays; strings double-quoted
+# (JSON escapes are valid YAML), numbers bare, \1 / \0 for true / false.
+sub _yaml {
+    my ($d, $ind) = @_;
+    $ind //= '';
+    my $out = '';
+    if (ref $d eq 'HASH') {
+        for my $k (sort keys %$d) {
+            my $v = $d->{$k};
+            if ((ref $v eq 'HASH' && %$v) || (ref $v eq 'ARRAY' && @$v)) {
+                $out .= "$ind$k:\n" . _yaml($v, "$ind  ");
+            } else {
+                $out .= "$ind$k: " . _yscalar($v) . "\n";
+            }
+        }
+    } else {
+        for my $v (@$d) {
+            $out .= "$ind- " . _yscalar($v) . "\n";
+        }
+    }
+    return $out;
+}
+
+sub _yscalar {
+    my ($v) = @_;
+    return 'null' unless defined $v;
+    return $$v ? 'true' : 'false' if ref $v eq 'SCALAR';
+    if (ref $v eq 'HASH') {
+        return '{' . join(', ', map { _yscalar($_) . ': ' . _yscalar($v->{$_}) } sort keys %$v) . '}';
+    }
+    return '[' . join(', ', map { _yscalar($_) } @$v) . ']' if ref $v eq 'ARRAY';
+    return $v if $v =~ /^-?[1-9]\d{0,17}$|^0$/;
+    return JSON::PP->new->allow_nonref->ascii->encode("$v");
+}
+
+1;
+
+__END__
+
+=head1 NAME
+
+PatroniCluster - throw-away 3-node Patroni + etcd cluster on 127.0.0.1 for tests
+
+=head1 SYNOPSIS
+
+    use FindBin;
+    use lib "$FindBin::Bin/lib";
+    use Test::More;
+    use PatroniCluster;
+
+    # skips (or fails under CI / ASBP_REQUIRE_CLUSTER) when it cannot run,
+    # starts the cluster, then declares the plan
+    my $c = PatroniCluster->start_or_skip(tests => 3);
+
+    my $l = $c->leader;                            # 1..3
+    $c->psql($l, q{INSERT INTO sessions VALUES ('x', '{}')});
+    my $opts = { DataSource => $c->dsn($l), UserName => $c->user,
+                 Password => $c->password, PatroniUrl => $c->patroni_url };
+
+    my $sw = $c->switchover;                       # { old, new, leader_seconds, ... }
+    my $k  = $c->kill_leader;                      # returns at once
+    my ($new, $secs) = $c->wait_new_leader(old => $k->{node}, since => $k->{at});
+    $c->wait_writable($new, 10);
+    $c->start_node($k->{node});                    # rejoins as a replica
+    $c->stop;                                      # also done by DESTROY / END
+
+=head1 DESCRIPTION
+
+Starts, in a fresh directory F<BASE/asbp-cluster-XXXXXX>, one etcd (v2 API
+enabled, as Patroni 3.0.2's C<etcd:> DCS needs) and three Patroni nodes
+(C<node1>..C<node3>) on free 127.0.0.1 ports, all running as C<postgres>
+(C<setpriv> when root), each in its own session, with C<env -i> and every
+inherited fd closed. DCS settings: ttl 10, loop_wait 1, retry_timeout 4,
+maximum_lag_on_failover 1 MiB, synchronous_mode on (option C<sync>),
+pg_rewind, replication slots, wal_log_hints, shared_buffers 32MB.
+
+The bootstrap creates role C<llng> (password C<llng-secret>), database
+C<sessions> owned by it, the logged table
+C<sessions (id varchar(64) not null primary key, a_session jsonb)> with the
+usual expression indexes (C<_whatToTrace>, C<_session_kind>,
+C<cast(_utime as bigint)>, C<ipAddr>), and a side table
+C<asbp_probe (k text primary key, node text, t timestamptz)> used by the
+helper's write checks. Superuser: C<postgres> / C<asbp-super-pw>;
+replication: C<replicator>. pg_hba: scram-sha-256 on 127.0.0.1, trust on
+the node's private unix socket directory.
+
+C<start> returns once a leader is C<running> in C</cluster>, every replica
+is running with lag E<lt>= 1 MiB and C<streaming> in the leader's
+C<pg_stat_replication>, and, in synchronous mode, a member has role
+C<sync_standby> which the leader's C<pg_stat_replication> shows with
+C<sync_state = 'sync'>. Every wait has a timeout; on timeout the helper
+croaks with the last state seen and the tail of the etcd, Patroni and
+PostgreSQL logs.
+
+Logs: F<DIR/etcd.log>, F<DIR/nodeN.log> (Patroni's stderr),
+F<DIR/nodeN/pglog/postgresql.log>.
+
+Needs Linux, root (or the C<postgres> user), F</usr/bin/patroni>,
+F</usr/bin/patronictl>, F</usr/bin/etcd>, PostgreSQL server binaries in
+F</usr/lib/postgresql/*/bin> (the newest is used; C<ASBP_PG_BIN> overrides)
+and, for the write probe only, DBD::Pg. Core Perl modules otherwise.
+
+=head1 SKIPPING
+
+=over
+
+=item PatroniCluster::available()
+
+C<(1)> or C<(0, $reason)>: binaries, the C<postgres> user, C<setpriv>,
+Debian's python modules for F</usr/bin/python3>.
+
+=item PatroniCluster::skip_or_fail($reason)
+
+C<plan skip_all> normally; when C<ASBP_REQUIRE_CLUSTER> or C<CI> is set
+(and not C<0>/C<false>), plans one test, fails it with the reason and
+exits: in CI a cluster test must not silently skip.
+
+=item PatroniCluster->start_or_skip(tests => N, %new_options)
+
+C<available()> or C<skip_or_fail>, then C<start>, then C<plan tests =E<gt> N>
+(omit C<tests> to plan yourself or use C<done_testing>). A failure to
+start dies (a test failure, never a skip).
+
+=back
+
+=head1 CONSTRUCTION
+
+=over
+
+=item PatroniCluster->new(%opt) / $c->start / PatroniCluster->start(%opt)
+
+Options: C<sync> (1), C<nodes> (3), C<scope> (C<asbp-XXXXXX>, unique: it is
+also PostgreSQL's cluster_name, seen in process titles), C<user> / C<password>,
+C<superuser> / C<superpassword>, C<repl_password>, C<pg_bin>,
+C<start_timeout> (90 s), C<base_dir> (C<$ENV{ASBP_CLUSTER_TMPDIR}>, else
+F</dev/shm> when it is a tmpfs with 1 GiB free, else F</tmp>; every parent
+must be traversable by postgres, so nothing under F</root>. A cluster takes
+about 400 MB; only processes are killed in the tests, so a tmpfs changes no
+durability result), C<verbose> (or C<ASBP_CLUSTER_VERBOSE=1>: progress on STDERR).
+
+=back
+
+=head1 ACCESSORS
+
+Nodes are named by number (1..3), by name (C<"node2">), or C<"leader">
+(the current running leader).
+
+C<dir>, C<scope>, C<nodes> (1..N), C<node_count>, C<sync_mode>, C<pg_bin>,
+C<user>, C<password>, C<superuser>, C<superpassword>, C<etcd_port>,
+C<etcd_peer_port>, C<etcd_url>, C<node_name(n)>, C<pg_port(n)>,
+C<api_port(n)>, C<api_url(n)> (C<http://127.0.0.1:PORT/cluster>),
+C<api_urls> (all three), C<patroni_url> (comma-joined, for C<PatroniUrl>),
+C<dsn(n [, db])> (C<dbi:Pg:dbname=sessions;host=127.0.0.1;port=P>),
+C<multi_dsn> (libpq multi-host), C<data_dir(n)>, C<config_file(n)>,
+C<log_file(n)>, C<patroni_pid(n)>, C<postmaster_pid(n)> (first line of
+F<postmaster.pid> when that process is alive and is this node's postmaster), C<node_state(n)> (C<running|stopped|killed>),
+C<start_seconds>, C<stop_seconds>, C<pids> (every live process of the
+cluster), C<leftover_pids> (processes that still look like ours),
+C<diagnostics> (log tails).
+
+=head1 CLUSTER VIEW
+
+=over
+
+=item cluster_json([$timeout])
+
+Decoded C<GET /cluster> from the first REST API that answers (1 s timeout
+each), skipping nodes known to be stopped, killed or hung, and asking a
+node whose API was moved by C<stop_api> on its moved port. Each member gets
+a C<node> key (its number). Undef when none answers.
+
+=item members
+
+The member list of C<cluster_json>.
+
+=item leader([$json])
+
+Scalar context: the number of the running leader, or undef. List context:
+C<(node, name, pg_port)>.
+
+=item role(n), sync_standby, replicas
+
+Role string of a node; number of the sync standby; numbers of non-leaders.
+
+=item healthy
+
+C<(1, $description)> or C<(0, $what_is_missing)>: the start condition above,
+over the nodes that should be running.
+
+=item wait_healthy(timeout => 60)
+
+Waits for C<healthy>; returns the seconds waited.
+
+=item wait_new_leader(old => N, since => $time, timeout => 30)
+
+Polls C</cluster> every 20 ms until a running leader other than C<old>.
+Returns the node, or C<(node, seconds since `since`)> in list context.
+
+=item wait_writable($node_or_'leader', $timeout)
+
+Until an C<INSERT> on that node (as the app user, C<synchronous_commit> on)
+succeeds without a "canceling wait for synchronous replication" warning.
+Returns the node, or C<(node, seconds)>.
+
+=back
+
+=head1 ACTIONS
+
+=over
+
+=item psql($node, $sql_or_arrayref, user => 'app'|'super', db => 'sessions', timeout => 10, pgoptions => '...')
+
+Runs the real F<psql> (not Debian's wrapper) over TCP with C<-X -A -t -q
+-v ON_ERROR_STOP=1>; each element of an arrayref is its own C<-c> (its own
+transaction). Returns stdout without the final newline; croaks on failure.
+C<psql_try> takes the same arguments and returns C<($ok, $stdout, $stderr)>.
+
+=item patronictl(@args)
+
+Runs F</usr/bin/patronictl -c nodeN.yml @args>; C<($ok, $out, $err)>.
+
+=item switchover(candidate => N, timeout => 30)
+
+C<patronictl switchover SCOPE --leader CURRENT [--candidate X] --force>,
+then waits for a new running leader and for it to take a write. Returns
+C<{ old, new, leader_seconds, writable_seconds, output }>, times counted
+from the launch of patronictl. In synchronous mode Patroni accepts only the
+sync standby as candidate: omit C<candidate> or name that node.
+
+=item kill_leader / kill_node(n)
+
+SIGKILL, at once, of that node's patroni, its postmaster and the
+postmaster's children (collected before the kill). Returns immediately with
+C<{ node, name, pids, at }>; follow with C<wait_new_leader>.
+
+=item stop_node(n, timeout => 30), start_node(n, wait => 1, timeout => 60), restart_node(n)
+
+SIGTERM to patroni (it stops PostgreSQL; a leader hands over), SIGKILL after
+the timeout. C<start_node> starts patroni again (a killed ex-leader is
+rewound) and waits for a healthy cluster unless C<wait =E<gt> 0>. Each returns
+the seconds taken.
+
+=item stop_api(n) / start_api(n)
+
+Moves C<restapi.listen> to another free port and SIGHUPs patroni:
+C<connect_address> (the advertised port) then refuses connections while the
+node keeps its role and its HA loop. C<start_api> moves it back.
+
+=item hang_api(n) / resume_api(n)
+
+SIGSTOP / SIGCONT of that node's patroni: the port accepts TCP but never
+answers. The HA loop is frozen too: a leader hung for longer than ttl is
+replaced while its PostgreSQL stays writable until resumed.
+
+=item start_probe(interval => 0.02) / stop_probe($p) / probe_missing($result, $node)
+
+A forked DBD::Pg loop inserting a uniquely keyed row into C<asbp_probe> on
+every node every C<interval>, logging each acknowledged write. C<stop_probe>
+returns C<{ tag, ok, local, errors, acked => [keys], by_node, max_gap,
+gap_from, gap_to, first_ok, last_ok }>; C<max_gap> is the longest time
+without any acknowledged write (Patroni's own write-unavailable window).
+C<probe_missing> lists acknowledged keys absent on a node. Needs DBD::Pg.
+
+=item PatroniCluster::http_get($port, $path, $timeout)
+
+C<($status, $body)> or C<(undef, $error)>; C<$error> is C<'timeout'> when
+the connection was accepted but nothing came back in time.
+
+=item PatroniCluster::port_refuses($port)
+
+True when a TCP connect to 127.0.0.1:$port gets ECONNREFUSED.
+
+=back
+
+=head1 TEARDOWN
+
+C<stop> stops patroni (SIGTERM, SIGKILL after 20 s), then any leftover
+PostgreSQL process of the directory, then etcd (each SIGTERM then SIGKILL
+after a timeout), checks that none is left and removes the directory. It is
+called by C<DESTROY>, by an C<END> block (also when the test dies), and on
+SIGINT/SIGTERM/SIGHUP (handlers that C<exit> are installed for those
+signals when they still have their default action). Only the process that
+started the cluster tears it down: forked children never do.
+
+A guardian process, forked at start, waits for the test process to go away;
+if it goes without tearing down (SIGKILL, a signal without handler), the
+guardian stops everything and removes the directory. It notices when the
+last holder of its pipe is gone, so a test's own forked children that
+outlive the test delay it (the probe child closes its copy).
+
+With C<ASBP_KEEP_CLUSTER=1> nothing is stopped or removed; C<stop> prints
+the ports, a psql command line and the one-liner that stops it later:
+
+    perl -It/lib -MPatroniCluster -e 'PatroniCluster::reap_dir(shift, remove => 1)' DIR
+
+=cut
