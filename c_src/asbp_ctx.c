@@ -16,6 +16,7 @@ struct asbp_ctx {
     size_t nsources;
     unsigned refs;
     int commit_lost;            /* fault injection, tests only */
+    asbp_log_recent recent[32]; /* the logger's repeat suppression */
 };
 
 asbp_ctx *asbp_ctx_new(void)
@@ -30,6 +31,9 @@ asbp_ctx *asbp_ctx_new(void)
     }
     ctx->pid = getpid();
     ctx->refs = 1;
+    ctx->logger.recent = ctx->recent;
+    ctx->logger.nrecent = sizeof ctx->recent / sizeof ctx->recent[0];
+    ctx->logger.dedupe_ms = 10000;
     return ctx;
 }
 

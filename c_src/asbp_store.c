@@ -20,6 +20,8 @@ struct asbp_store {
     jentry *j;             /* owned: writes of the open transaction */
     size_t nj, capj;
     PGresult *last;        /* owned: result of the last materialize */
+    int gave_up;           /* an operation spent the failover budget */
+    asbp_err gave_up_err;  /* ... and this is what it reported */
 };
 
 static const char *const SQL_BEGIN = "BEGIN";
@@ -340,11 +342,24 @@ static asbp_code do_op(asbp_store *st, opkind kind, const char *id,
     asbp_code rc;
 
     fork_guard(st);
+    if (st->gave_up) {
+        /* One tie gets one failover budget: Apache::Session retries a
+         * failed insert from DESTROY, and LL::NG's callers expect a tie to
+         * end within its 5 s alarm.  The transaction is gone anyway. */
+        *err = st->gave_up_err;
+        return err->code;
+    }
     a.st = st;
     a.kind = kind;
     a.id = id;
     a.data = data;
     rc = asbp_source_run(st->src, &st->conn, asbp_ctx_now(ctx), attempt, &a, err);
+    if (rc && err->eclass == ASBP_EC_FAILOVER) {
+        st->gave_up = 1;
+        st->gave_up_err = *err;
+        drop_conn(st);
+        journal_clear(st);
+    }
     if (rc == ASBP_OK) {
         jop op = kind == OP_INSERT ? J_INSERT : kind == OP_UPDATE ? J_UPDATE : J_DELETE;
         if ((kind == OP_INSERT || kind == OP_UPDATE || kind == OP_REMOVE)
@@ -406,6 +421,13 @@ asbp_code asbp_store_close(asbp_store *st, asbp_err *err)
     fork_guard(st);
     PQclear(st->last);
     st->last = NULL;
+    if (st->gave_up) {
+        /* Already reported by the operation that gave up. */
+        st->gave_up = 0;
+        drop_conn(st);
+        journal_clear(st);
+        return ASBP_OK;
+    }
     if (st->commit && st->nj) {
         rc = do_op(st, OP_COMMIT, NULL, NULL, err);
         journal_clear(st);

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     asbp_discovery_cfg cfg;
     asbp_discovery_result res;
     asbp_clock clk = ASBP_CLOCK_INIT;
-    asbp_logger lg = { log_to_stderr, NULL, 0 };
+    asbp_logger lg = { log_to_stderr, NULL, 0, NULL, 0, 0 };
     asbp_err err;
     asbp_code rc;
 

@@ -55,7 +55,7 @@ int main(void)
     asbp_discovery_result res;
     asbp_err err;
     asbp_clock clk = ASBP_CLOCK_INIT;
-    asbp_logger lg = { keep_log, NULL, 0 };
+    asbp_logger lg = { keep_log, NULL, 0, NULL, 0, 0 };
     const char *urls[3];
     char u1[128], u2[128];
     int64_t t0, frozen = 1000;

@@ -1,0 +1,77 @@
+# A planned switchover on a real 3-node Patroni cluster while 4 forked
+# workers run LL::NG-shaped work through the module: no caller sees an
+# error, and every acknowledged write is present afterwards with its last
+# acknowledged value.  Then: a process holding a pooled connection to the
+# old leader (now a replica) writes and reads on the new leader.
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use PatroniCluster;
+use Workload;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time sleep);
+use Apache::Session::Browseable::Patroni;
+
+my $c = PatroniCluster->start_or_skip;
+my $C = 'Apache::Session::Browseable::Patroni';
+my ( $leader, undef, $lport ) = $c->leader;
+my %args = ( DataSource => $c->dsn($leader), UserName => $c->user, Password => $c->password,
+    PatroniUrl => $c->patroni_url );
+
+sub rows {
+    my %r;
+    for ( split /\n/, $c->psql( 'leader', "SELECT id, coalesce(a_session->>'v', '') FROM sessions" ) ) {
+        my ( $id, $v ) = split /\|/, $_, 2;
+        $r{$id} = $v;
+    }
+    return \%r;
+}
+
+# The parent holds a pooled connection to the leader across the switchover.
+tie( my %p, $C, undef, {%args} );
+$p{v} = 'parent-before';
+my $pid_session = $p{_session_id};
+untie %p;
+my @pool = Apache::Session::Browseable::Patroni::_pool_conns();
+is( ( split /:/, $pool[0][0] )[1], $lport, 'the parent has a pooled connection to the leader' );
+
+my $dir = tempdir( CLEANUP => 1 );
+my $w = Workload->start( workers => 4, args => \%args, dir => "$dir/w" );
+sleep 3;
+my $sw = $c->switchover;
+diag sprintf 'switchover node%d -> node%d: new leader running after %.2f s, writable after %.2f s',
+  $sw->{old}, $sw->{new}, $sw->{leader_seconds}, $sw->{writable_seconds};
+sleep 3;
+my $r = $w->stop;
+my $t_sw = $r->{ops}[0]{t0};
+
+cmp_ok( $r->{count}, '>', 200, "the workers ran ($r->{count} operations)" );
+is( scalar @{ $r->{errors} }, 0, 'no caller saw an error during the switchover' )
+  or diag join "\n", map { "$_->{op} $_->{id}: $_->{status}" } @{ $r->{errors} }[ 0 .. 9 ];
+is( scalar @{ $r->{stale} }, 0, 'no read returned an older value than the last acknowledged one' );
+my @lost = Workload::verify( $r, rows() );
+is( scalar @lost, 0, 'every acknowledged write is on the new leader with its last value' )
+  or diag join "\n", @lost[ 0 .. 9 ];
+cmp_ok( $r->{max}, '<', 5, sprintf( 'longest operation %.2f s (under LL::NG\'s 5 s alarm)', $r->{max} ) );
+my ($gap) = Workload::write_gap( $r, $r->{ops}[0]{t1}, $r->{ops}[-1]{t1} );
+diag sprintf '%d operations, p50 %.1f ms, p99 %.1f ms, max %.0f ms; longest time without an acknowledged write: %.2f s',
+  $r->{count}, $r->{p50} * 1000, $r->{p99} * 1000, $r->{max} * 1000, $gap;
+
+# The parent's pooled connection points at the old leader, now a replica.
+my ( $new, undef, $nport ) = $c->leader;
+isnt( $new, $leader, 'the leader changed' );
+tie( %p, $C, $pid_session, {%args} );
+is( $p{v}, 'parent-before', 'read through the stale pool: the session is there' );
+$p{v} = 'parent-after';
+untie %p;
+is( $c->psql( $new, "SELECT a_session->>'v' FROM sessions WHERE id = '$pid_session'" ), 'parent-after',
+    'the next write went to the new leader' );
+tie( %p, $C, $pid_session, {%args} );
+is( $p{v}, 'parent-after', 'and the next read too' );
+untie %p;
+@pool = Apache::Session::Browseable::Patroni::_pool_conns();
+ok( !( grep { ( split /:/, $_->[0] )[1] == $lport } @pool ), 'no pooled connection to the old leader is kept' );
+ok( ( grep { ( split /:/, $_->[0] )[1] == $nport } @pool ), 'the pool now holds a connection to the new leader' );
+
+done_testing;
