@@ -36,6 +36,33 @@ is( read1($id2), 'after', 'writes work after the restart' );
     is( read1($id3), 'across-restart', 'a session created across a restart is committed' );
 }
 
+# The server goes away between tie and untie: the failed save is reported.
+# (Apache::Session saves from DESTROY, where Perl turns an error into an
+# "(in cleanup)" warning only if the 'misc' warnings are on where it was
+# raised -- they are not, in Apache/Session.pm: the module prints it.)
+{
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    tie( my %s, $C, undef, { %$args, FailoverTimeout => 0.3 } );
+    my $lost = $s{_session_id};
+    $s{v} = 'never saved';
+    $pg->stop('immediate');
+    untie %s;
+    like( join( '', @w ), qr/\(in cleanup\) Apache::Session::Browseable::Patroni: no writable leader/,
+        'a save that failed at untie is reported as a warning' );
+    is( scalar @w, 1, 'exactly once' );
+    $pg->start;
+    tie( %s, $C, $id, $args );
+    $s{v} = 'before';
+    @w = ();
+    $pg->stop('immediate');
+    eval { untie %s };
+    like( join( '', @w ), qr/in cleanup/, 'also for an update' );
+    $pg->start;
+    eval { read1($lost) };
+    like( $@, qr/Object does not exist/, 'the unsaved session is indeed absent' );
+}
+
 # server down: clear error, bounded time, no password in the message
 $pg->stop;
 my $t0 = time;

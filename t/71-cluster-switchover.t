@@ -49,7 +49,8 @@ my $t_sw = $r->{ops}[0]{t0};
 cmp_ok( $r->{count}, '>', 200, "the workers ran ($r->{count} operations)" );
 is( scalar @{ $r->{errors} }, 0, 'no caller saw an error during the switchover' )
   or diag join "\n", map { "$_->{op} $_->{id}: $_->{status}" } @{ $r->{errors} }[ 0 .. 9 ];
-is( scalar @{ $r->{stale} }, 0, 'no read returned an older value than the last acknowledged one' );
+is( scalar @{ $r->{stale} }, 0, 'no read returned an older value than the last acknowledged one' )
+  or diag join "\n", map { sprintf '%.3f %s %s', $_->{t1}, $_->{id}, $_->{status} } @{ $r->{stale} }[ 0 .. 4 ];
 my @lost = Workload::verify( $r, rows() );
 is( scalar @lost, 0, 'every acknowledged write is on the new leader with its last value' )
   or diag join "\n", @lost[ 0 .. 9 ];

@@ -40,7 +40,8 @@ my $r = $w->stop;
 cmp_ok( $r->{count}, '>', 200, "the workers ran ($r->{count} operations)" );
 my @lost = Workload::verify( $r, rows() );
 is( scalar @lost, 0, 'no acknowledged write was lost' ) or diag join "\n", @lost[ 0 .. 9 ];
-is( scalar @{ $r->{stale} }, 0, 'no read returned an older value than the last acknowledged one' );
+is( scalar @{ $r->{stale} }, 0, 'no read returned an older value than the last acknowledged one' )
+  or diag join "\n", map { sprintf '%.3f %s %s', $_->{t1}, $_->{id}, $_->{status} } @{ $r->{stale} }[ 0 .. 4 ];
 cmp_ok( $r->{max}, '<', 5, sprintf( 'every operation returned within 5 s (longest %.2f s)', $r->{max} ) );
 
 # Errors only while no leader existed: from the kill until the new leader

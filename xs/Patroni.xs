@@ -74,6 +74,33 @@ static asbp_ctx *the_ctx(pTHX)
 
 /* ---- errors --------------------------------------------------------- */
 
+/*
+ * An error while Perl runs a destructor (Apache::Session's DESTROY saves
+ * the session at untie; the store's DESTROY commits) would become Perl's
+ * "(in cleanup)" warning -- which Perl prints only when the 'misc' warnings
+ * are enabled where the error was raised, and Apache/Session.pm does not
+ * enable them: the caller would never learn that its change was not saved.
+ * So there, and only there, the error is printed as that warning
+ * unconditionally, and the destructor goes on.
+ */
+static int in_destructor(pTHX)
+{
+    return (PL_in_eval & EVAL_KEEPERR) != 0;
+}
+
+static void croak_err(pTHX_ const asbp_err *e);
+
+/* croak_err, or the warning above when called from a destructor. */
+static void report_err(pTHX_ const asbp_err *e)
+{
+    if (!in_destructor(aTHX))
+        croak_err(aTHX_ e);
+    if (e->sqlstate[0])
+        warn("\t(in cleanup) %s: %s [SQLSTATE %s]", LOG_PREFIX, e->msg, e->sqlstate);
+    else
+        warn("\t(in cleanup) %s: %s", LOG_PREFIX, e->msg);
+}
+
 static void croak_err(pTHX_ const asbp_err *e)
 {
     if (e->code == ASBP_E_NOTFOUND)
@@ -375,7 +402,7 @@ CODE:
     rc = ix == 0 ? asbp_store_insert(st, id, data, &e)
                  : asbp_store_update(st, id, data, &e);
     if (rc != ASBP_OK)
-        croak_err(aTHX_ &e);
+        report_err(aTHX_ &e);
 }
 
 void
@@ -407,7 +434,7 @@ CODE:
     asbp_err e;
     asbp_err_clear(&e);
     if (asbp_store_remove(st, id, &e) != ASBP_OK)
-        croak_err(aTHX_ &e);
+        report_err(aTHX_ &e);
 }
 
 void
@@ -427,7 +454,7 @@ CODE:
         XSRETURN_EMPTY;
     asbp_err_clear(&e);
     if (asbp_store_close(st, &e) != ASBP_OK)
-        croak_err(aTHX_ &e);
+        report_err(aTHX_ &e);
 }
 
 SV *
