@@ -1354,15 +1354,8 @@ sub probe_missing {
 
 sub _free_ports {
     my ($n) = @_;
-    my (@socks, @ports);
-    while (@ports < $n) {
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
-            or croak "cannot bind a free port: $!";
-        push @socks, $s;
-        push @ports, $s->sockport;
-    }
-    close $_ for @socks;
-    return @ports;
+    require FreePort;
+    return FreePort::pick($n);
 }
 
 sub _write_file {

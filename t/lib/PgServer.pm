@@ -65,14 +65,8 @@ sub start_or_skip {
 }
 
 sub free_port {
-    for ( 1 .. 50 ) {
-        my $s = IO::Socket::INET->new( Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0, ReuseAddr => 1 )
-          or next;
-        my $port = $s->sockport;
-        close $s;
-        return $port;
-    }
-    croak "no free port";
+    require FreePort;
+    return FreePort::pick(1);
 }
 
 # Runs a command, as postgres when we are root; returns its output.
