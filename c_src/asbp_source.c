@@ -32,7 +32,29 @@ struct asbp_source {
     int use_members;           /* route: add the members last seen */
     asbp_cluster *cluster;     /* borrowed from the context */
     asbp_buf pool_key;         /* scratch: key of the current target */
+    struct watch *watches;     /* owned: promotion watches of a failover */
+    size_t nwatch;
 };
+
+/*
+ * While the cluster has no leader (a switchover or a crash in progress),
+ * the failover loop does not only wait and ask the API again: it watches
+ * the members it knows for a promotion, on connections of its own that ask
+ * pg_is_in_recovery() every few milliseconds.  A member seen in recovery
+ * and then out of it has been promoted (only Patroni promotes): the next
+ * attempt goes there at once, instead of at the next API poll.  A member
+ * never seen in recovery (an old leader still shutting down, or isolated)
+ * is never trusted this way.
+ */
+typedef struct watch {
+    asbp_conn *c;              /* owned, NULL when closed */
+    char host[256];
+    int port;
+    int seen_recovery;
+    int dead;                  /* could not connect: not retried this time */
+} watch;
+
+#define WATCH_POLL_MS 10
 
 void asbp_options_init(asbp_options *o)
 {
@@ -334,6 +356,12 @@ void asbp_source_free(asbp_source *s)
     free(s->cert_file);
     free(s->key_file);
     asbp_buf_free(&s->pool_key);
+    {
+        size_t k;
+        for (k = 0; k < s->nwatch; k++)
+            asbp_conn_free(s->watches[k].c);
+        free(s->watches);
+    }
     free(s);
 }
 
@@ -518,6 +546,114 @@ void asbp_source_release(asbp_source *s, asbp_conn *c)
     asbp_pool_checkin(asbp_ctx_pool(s->ctx), asbp_conn_key(c), c);
 }
 
+/* ---- promotion watches ------------------------------------------------- */
+
+static void watches_close(asbp_source *s)
+{
+    size_t i;
+    for (i = 0; i < s->nwatch; i++)
+        asbp_conn_free(s->watches[i].c);
+    free(s->watches);
+    s->watches = NULL;
+    s->nwatch = 0;
+}
+
+/* Opens (once per failover) a plain connection to every member last seen. */
+static void watches_open(asbp_source *s, int64_t until_ms)
+{
+    size_t i, n = asbp_cluster_member_count(s->cluster);
+    if (s->nwatch || !n)
+        return;
+    s->watches = calloc(n, sizeof *s->watches);
+    if (!s->watches)
+        return;
+    s->nwatch = n;
+    for (i = 0; i < n; i++) {
+        watch *w = &s->watches[i];
+        target t;
+        asbp_connparams p;
+        asbp_err e;
+        char pbuf[16];
+        int64_t dl = asbp_ctx_now(s->ctx) + 250;
+        snprintf(w->host, sizeof w->host, "%s", asbp_cluster_member_host(s->cluster, i));
+        w->port = asbp_cluster_member_port(s->cluster, i);
+        if (dl > until_ms)
+            dl = until_ms;
+        if (build_target(s, &t) < 0) {
+            target_free(&t);
+            w->dead = 1;
+            continue;
+        }
+        snprintf(pbuf, sizeof pbuf, "%d", w->port);
+        add(&t, "host", w->host);
+        add(&t, "port", pbuf);
+        add(&t, "hostaddr", "");
+        add(&t, "target_session_attrs", "any");
+        t.kw[t.n] = NULL;
+        t.val[t.n] = NULL;
+        p.keys = t.kw;
+        p.values = t.val;
+        p.label = "promotion watch";
+        asbp_err_clear(&e);
+        if (asbp_conn_open(&p, asbp_ctx_clock(s->ctx), dl, asbp_ctx_logger(s->ctx), &w->c, &e))
+            w->dead = 1;
+        target_free(&t);
+    }
+}
+
+/*
+ * Waits until until_ms for a member to be promoted.  Returns 1 and the
+ * member when one was seen leaving recovery, 0 at the end of the wait.
+ */
+static int watch_for_promotion(asbp_source *s, int64_t until_ms,
+                               const char **host, int *port, asbp_conn **conn)
+{
+    static const char *const sql = "SELECT pg_catalog.pg_is_in_recovery()";
+    asbp_query q = { sql, 1, 0, NULL, NULL };
+    if (!s->nurls) {
+        sleep_ms(until_ms - asbp_ctx_now(s->ctx));
+        return 0;
+    }
+    watches_open(s, until_ms);
+    for (;;) {
+        size_t i;
+        int64_t now = asbp_ctx_now(s->ctx), left;
+        for (i = 0; i < s->nwatch; i++) {
+            watch *w = &s->watches[i];
+            PGresult *r = NULL;
+            asbp_err e;
+            if (!w->c)
+                continue;
+            asbp_err_clear(&e);
+            if (asbp_conn_pipeline(w->c, &q, 1, &r, asbp_ctx_clock(s->ctx), now + 100, NULL, &e)) {
+                asbp_conn_free(w->c);
+                w->c = NULL;
+                continue;
+            }
+            if (PQntuples(r) == 1) {
+                int in_recovery = PQgetvalue(r, 0, 0)[0] == 't';
+                if (in_recovery) {
+                    w->seen_recovery = 1;
+                } else if (w->seen_recovery) {
+                    PQclear(r);
+                    *host = w->host;
+                    *port = w->port;
+                    /* Already connected and authenticated: the retried
+                     * operation runs on this connection. */
+                    *conn = w->c;
+                    w->c = NULL;
+                    return 1;
+                }
+            }
+            PQclear(r);
+        }
+        left = until_ms - asbp_ctx_now(s->ctx);
+        if (left <= 0)
+            return 0;
+        sleep_ms(left < WATCH_POLL_MS ? left : WATCH_POLL_MS);
+    }
+}
+
 /* ---- failover --------------------------------------------------------- */
 
 static void members_text(asbp_cluster *c, char *buf, size_t n)
@@ -661,8 +797,8 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
     }
 }
 
-asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
-                          asbp_attempt_fn fn, void *ud, asbp_err *err)
+static asbp_code run_inner(asbp_source *s, asbp_conn **conn, int64_t start_ms,
+                           asbp_attempt_fn fn, void *ud, asbp_err *err)
 {
     int64_t deadline = start_ms + s->failover_ms;
     int failovers = 0, retries = 0;
@@ -721,8 +857,28 @@ asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
                 return err->code;
             }
             if (backoff) {
-                sleep_ms(backoff < deadline - now ? backoff : deadline - now);
+                const char *ph;
+                int pp;
+                int64_t until = now + (backoff < deadline - now ? backoff : deadline - now);
                 backoff = backoff * 2 > 200 ? 200 : backoff * 2;
+                asbp_conn *wc = NULL;
+                if (watch_for_promotion(s, until, &ph, &pp, &wc)) {
+                    target t;
+                    asbp_log(asbp_ctx_logger(s->ctx), ASBP_LOG_INFO,
+                             "DataSource %s: member %s:%d was promoted, using it "
+                             "as the leader", asbp_dsn_display(s->dsn), ph, pp);
+                    asbp_cluster_set_leader(s->cluster, ph, pp, asbp_ctx_now(s->ctx));
+                    s->use_members = 0;
+                    /* Pool the watch's connection under the new route. */
+                    if (build_target(s, &t) == 0
+                        && asbp_conn_set_key(wc, s->pool_key.data) == 0) {
+                        *conn = wc;
+                        wc = NULL;
+                    }
+                    target_free(&t);
+                    asbp_conn_free(wc);
+                    break;
+                }
             }
             asbp_err_clear(&ferr);
             rc = asbp_source_failover(s, deadline, &ferr);
@@ -740,4 +896,13 @@ asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
         if (!backoff && failovers > 1)
             backoff = 20;
     }
+}
+
+asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
+                          asbp_attempt_fn fn, void *ud, asbp_err *err)
+{
+    asbp_code rc = run_inner(s, conn, start_ms, fn, ud, err);
+    if (s->nwatch)
+        watches_close(s);
+    return rc;
 }

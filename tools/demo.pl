@@ -32,7 +32,7 @@ say_ 'starting etcd and 3 Patroni nodes (PostgreSQL 15, synchronous_mode on) on 
 my $c = PatroniCluster->start( sync => 1 );
 my ( $leader, $lname, $lport ) = $c->leader;
 say_ sprintf 'cluster up in %.1f s: %s', $c->start_seconds,
-  join( ', ', map { "$_->{name} ($_->{role}, port $_->{port})" } @{ $c->members } );
+  join( ", ", map { "$_->{name} ($_->{role}, port $_->{port})" } $c->members );
 
 # What an operator would put in globalStorageOptions.
 my %args = (
