@@ -716,6 +716,38 @@ static asbp_code fall_back(asbp_source *s, const char *why, int64_t now)
     return ASBP_OK;
 }
 
+static void discovery_cfg(const asbp_source *s, asbp_discovery_cfg *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->urls = (const char *const *)s->urls;
+    cfg->n_urls = s->nurls;
+    cfg->timeout_ms = s->p_timeout_ms;
+    cfg->verify_ssl = s->verify_ssl;
+    cfg->ca_file = s->ca_file;
+    cfg->ca_path = s->ca_path;
+    cfg->cert_file = s->cert_file;
+    cfg->key_file = s->key_file;
+}
+
+asbp_code asbp_source_discover_now(asbp_source *s, asbp_discovery_result *res,
+                                   asbp_err *err)
+{
+    asbp_discovery_cfg cfg;
+    memset(res, 0, sizeof *res);
+    if (!s->nurls)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "DataSource %s has no PatroniUrl", asbp_dsn_display(s->dsn));
+    discovery_cfg(s, &cfg);
+    return asbp_discover(&cfg, asbp_ctx_clock(s->ctx),
+                         asbp_ctx_now(s->ctx) + s->p_timeout_ms,
+                         asbp_ctx_logger(s->ctx), res, err);
+}
+
+size_t asbp_source_url_count(const asbp_source *s) { return s->nurls; }
+const char *asbp_source_url(const asbp_source *s, size_t i) { return i < s->nurls ? s->urls[i] : NULL; }
+int64_t asbp_source_cache_ttl(const asbp_source *s) { return s->p_ttl_ms; }
+int64_t asbp_source_breaker_delay(const asbp_source *s) { return s->p_breaker_ms; }
+
 asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *err)
 {
     asbp_cluster_stats *st = asbp_cluster_stats_of(s->cluster);
@@ -737,15 +769,7 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
         return fall_back(s, why, now);
     }
 
-    memset(&cfg, 0, sizeof cfg);
-    cfg.urls = (const char *const *)s->urls;
-    cfg.n_urls = s->nurls;
-    cfg.timeout_ms = s->p_timeout_ms;
-    cfg.verify_ssl = s->verify_ssl;
-    cfg.ca_file = s->ca_file;
-    cfg.ca_path = s->ca_path;
-    cfg.cert_file = s->cert_file;
-    cfg.key_file = s->key_file;
+    discovery_cfg(s, &cfg);
     dl = now + s->p_timeout_ms;
     if (deadline_ms > 0 && deadline_ms < dl)
         dl = deadline_ms;

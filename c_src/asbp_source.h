@@ -102,6 +102,20 @@ void asbp_source_release(asbp_source *s, asbp_conn *c);
 asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *err);
 
 /*
+ * For the operator tool: asks the Patroni API now (whatever the breaker
+ * says, without changing it or the cache) and returns the answer.  The
+ * caller clears res with asbp_discovery_result_clear.
+ */
+struct asbp_discovery_result;
+asbp_code asbp_source_discover_now(asbp_source *s, struct asbp_discovery_result *res,
+                                   asbp_err *err);
+/* The Patroni settings, for the tool's report. */
+size_t asbp_source_url_count(const asbp_source *s);
+const char *asbp_source_url(const asbp_source *s, size_t i);   /* as configured */
+int64_t asbp_source_cache_ttl(const asbp_source *s);
+int64_t asbp_source_breaker_delay(const asbp_source *s);
+
+/*
  * Runs one operation with failover: fn(ud, conn, err) is called with a
  * connection (*conn, acquired when NULL); on a failover-class error the
  * connection is dropped, asbp_source_failover runs, and fn is called again

@@ -16,7 +16,9 @@
 #include <curl/curl.h>
 
 #include "asbp_ctx.h"
+#include "asbp_discovery.h"
 #include "asbp_random.h"
+#include "asbp_schema.h"
 #include "asbp_source.h"
 #include "asbp_store.h"
 
@@ -376,6 +378,166 @@ PPCODE:
         mXPUSHs(newRV_noinc((SV *)av));
     }
 }
+
+SV *
+_status(args)
+    SV *args
+CODE:
+{
+    /* This process's view of a DataSource: the per-process state the
+     * class method status() documents. */
+    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"));
+    asbp_ctx *ctx = the_ctx(aTHX);
+    asbp_cluster *cl = asbp_source_cluster(src);
+    asbp_cluster_stats *st = asbp_cluster_stats_of(cl);
+    int64_t now = asbp_ctx_now(ctx), age, left, at;
+    const char *h;
+    int port;
+    HV *hv = newHV(), *cnt = newHV();
+    AV *members = newAV(), *urls = newAV();
+    size_t i;
+    char buf[600];
+
+    (void)hv_stores(hv, "datasource", newSVpv(asbp_source_display(src), 0));
+    (void)hv_stores(hv, "table", newSVpv(asbp_source_table(src), 0));
+    for (i = 0; i < asbp_source_url_count(src); i++)
+        av_push(urls, newSVpv(asbp_url_mask(asbp_source_url(src, i), buf, sizeof buf), 0));
+    (void)hv_stores(hv, "patroni_urls", newRV_noinc((SV *)urls));
+    (void)hv_stores(hv, "cache_ttl", newSVnv(asbp_source_cache_ttl(src) / 1000.0));
+    (void)hv_stores(hv, "breaker_delay", newSVnv(asbp_source_breaker_delay(src) / 1000.0));
+    if (asbp_cluster_last_leader(cl, &h, &port, &at)) {
+        snprintf(buf, sizeof buf, "%s:%d", h, port);
+        (void)hv_stores(hv, "leader", newSVpv(buf, 0));
+        age = now - at;
+        (void)hv_stores(hv, "leader_age", newSVnv(age / 1000.0));
+        (void)hv_stores(hv, "leader_cached",
+                        newSViv(asbp_cluster_leader(cl, now, asbp_source_cache_ttl(src), NULL, NULL, NULL)));
+    } else {
+        (void)hv_stores(hv, "leader", newSV(0));
+        (void)hv_stores(hv, "leader_age", newSV(0));
+        (void)hv_stores(hv, "leader_cached", newSViv(0));
+    }
+    if (asbp_cluster_breaker_open(cl, now, asbp_source_breaker_delay(src), &left)) {
+        (void)hv_stores(hv, "breaker_open", newSViv(1));
+        (void)hv_stores(hv, "breaker_remaining", newSVnv(left / 1000.0));
+    } else {
+        (void)hv_stores(hv, "breaker_open", newSViv(0));
+        (void)hv_stores(hv, "breaker_remaining", newSViv(0));
+    }
+    for (i = 0; i < asbp_cluster_member_count(cl); i++) {
+        snprintf(buf, sizeof buf, "%s:%d", asbp_cluster_member_host(cl, i),
+                 asbp_cluster_member_port(cl, i));
+        av_push(members, newSVpv(buf, 0));
+    }
+    (void)hv_stores(hv, "members_last_seen", newRV_noinc((SV *)members));
+    (void)hv_stores(cnt, "discoveries", newSVuv(st->discoveries));
+    (void)hv_stores(cnt, "api_failures", newSVuv(st->api_failures));
+    (void)hv_stores(cnt, "transitions", newSVuv(st->transitions));
+    (void)hv_stores(cnt, "leader_changes", newSVuv(st->leader_changes));
+    (void)hv_stores(cnt, "failovers", newSVuv(st->failovers));
+    (void)hv_stores(cnt, "retries", newSVuv(st->retries));
+    (void)hv_stores(cnt, "breaker_skips", newSVuv(st->breaker_skips));
+    (void)hv_stores(hv, "counters", newRV_noinc((SV *)cnt));
+    (void)hv_stores(hv, "pool_idle", newSVuv(asbp_pool_idle_count(asbp_ctx_pool(ctx))));
+    (void)hv_stores(hv, "pid", newSViv((IV)getpid()));
+    RETVAL = newRV_noinc((SV *)hv);
+}
+OUTPUT:
+    RETVAL
+
+SV *
+_discover_now(args)
+    SV *args
+CODE:
+{
+    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"));
+    asbp_discovery_result res;
+    asbp_err e;
+    HV *hv = newHV();
+    AV *members = newAV();
+    static const char *const outcomes[] = { "leader", "transition", "split", "failed" };
+    char buf[300];
+    size_t i;
+    asbp_err_clear(&e);
+    if (asbp_source_discover_now(src, &res, &e) != ASBP_OK) {
+        asbp_discovery_result_clear(&res);
+        SvREFCNT_dec((SV *)hv);
+        SvREFCNT_dec((SV *)members);
+        croak_err(aTHX_ &e);
+    }
+    (void)hv_stores(hv, "outcome", newSVpv(outcomes[res.outcome <= ASBP_DISC_FAILED ? res.outcome : 3], 0));
+    if (res.outcome == ASBP_DISC_LEADER) {
+        snprintf(buf, sizeof buf, "%s:%d", res.leader_host, res.leader_port);
+        (void)hv_stores(hv, "leader", newSVpv(buf, 0));
+    }
+    (void)hv_stores(hv, "endpoint", newSVpv(res.endpoint, 0));
+    (void)hv_stores(hv, "elapsed_ms", newSViv((IV)res.elapsed_ms));
+    (void)hv_stores(hv, "answered", newSVuv(res.answered));
+    (void)hv_stores(hv, "requests", newSVuv(res.requests));
+    if (e.msg[0])
+        (void)hv_stores(hv, "error", newSVpv(e.msg, 0));
+    for (i = 0; res.topology && i < res.topology->n; i++) {
+        const asbp_member *m = &res.topology->members[i];
+        HV *mh = newHV();
+        (void)hv_stores(mh, "name", m->name ? newSVpv(m->name, 0) : newSV(0));
+        (void)hv_stores(mh, "role", m->role ? newSVpv(m->role, 0) : newSV(0));
+        (void)hv_stores(mh, "state", m->state ? newSVpv(m->state, 0) : newSV(0));
+        (void)hv_stores(mh, "host", m->host ? newSVpv(m->host, 0) : newSV(0));
+        (void)hv_stores(mh, "port", m->port ? newSViv(m->port) : newSV(0));
+        av_push(members, newRV_noinc((SV *)mh));
+    }
+    (void)hv_stores(hv, "members", newRV_noinc((SV *)members));
+    asbp_discovery_result_clear(&res);
+    RETVAL = newRV_noinc((SV *)hv);
+}
+OUTPUT:
+    RETVAL
+
+SV *
+_schema(args, kind, dry_run, fix_unlogged)
+    SV *args
+    const char *kind
+    int dry_run
+    int fix_unlogged
+CODE:
+{
+    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"));
+    int k = asbp_schema_kind_of(kind);
+    asbp_schema_report rep;
+    asbp_err e;
+    HV *hv;
+    AV *items;
+    size_t i;
+    char pers[2] = { 0, 0 };
+    if (k < 0)
+        croak("%s: unknown session kind '%s' (global, persistent, saml, oidc or cas)",
+              LOG_PREFIX, kind);
+    asbp_err_clear(&e);
+    if (asbp_schema_apply(src, (asbp_schema_kind)k, dry_run, fix_unlogged, &rep, &e) != ASBP_OK) {
+        asbp_schema_report_clear(&rep);
+        croak_err(aTHX_ &e);
+    }
+    hv = newHV();
+    items = newAV();
+    (void)hv_stores(hv, "table", newSVpv(asbp_source_table(src), 0));
+    (void)hv_stores(hv, "table_existed", newSViv(rep.table_existed));
+    pers[0] = rep.persistence;
+    (void)hv_stores(hv, "persistence", newSVpv(pers, 0));
+    (void)hv_stores(hv, "made_logged", newSViv(rep.made_logged));
+    for (i = 0; i < rep.n; i++) {
+        HV *ih = newHV();
+        (void)hv_stores(ih, "what", newSVpv(rep.items[i].what, 0));
+        (void)hv_stores(ih, "sql", newSVpv(rep.items[i].sql, 0));
+        (void)hv_stores(ih, "existed", newSViv(rep.items[i].existed));
+        (void)hv_stores(ih, "done", newSViv(rep.items[i].done));
+        av_push(items, newRV_noinc((SV *)ih));
+    }
+    (void)hv_stores(hv, "items", newRV_noinc((SV *)items));
+    asbp_schema_report_clear(&rep);
+    RETVAL = newRV_noinc((SV *)hv);
+}
+OUTPUT:
+    RETVAL
 
 void
 _check_options(args)

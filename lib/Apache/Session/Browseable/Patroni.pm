@@ -71,6 +71,12 @@ sub unserialize {
     $session->{data} = $data;
 }
 
+# This process's view of the DataSource of $args (see POD: status).
+sub status {
+    my ( $class, $args ) = @_;
+    return _status($args);
+}
+
 1;
 __END__
 
