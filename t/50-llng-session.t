@@ -76,6 +76,32 @@ sub scenario {
     return @r;
 }
 
+# The manager's "test Apache::Session" on configuration save
+# (Lemonldap::NG::Manager::Conf::Tests, testApacheSession), step by step.
+{
+    require Lemonldap::NG::Common::Apache::Session;
+    my %conf = ( globalStorage => $CLASS, globalStorageOptions => { $pg->options } );
+    my ( $id, %h );
+    eval {
+        tie %h, 'Lemonldap::NG::Common::Apache::Session', undef,
+          { %{ $conf{globalStorageOptions} }, backend => $conf{globalStorage} };
+    };
+    ok( !$@ && tied(%h), 'manager test: session created' ) or diag $@;
+    eval {
+        $h{a} = 1;
+        $id = $h{_session_id};
+        untie(%h);
+        tie %h, 'Lemonldap::NG::Common::Apache::Session', $id,
+          { %{ $conf{globalStorageOptions} }, backend => $conf{globalStorage} };
+    };
+    is( $@, '', 'manager test: data inserted and session re-tied' );
+    is( $h{a}, 1, 'manager test: data recovered' );
+    eval { tied(%h)->delete; };
+    is( $@, '', 'manager test: session deleted' );
+    untie %h;
+    is( $pg->psql("SELECT count(*) FROM sessions WHERE id = '$id'"), 0, 'manager test: nothing left behind' );
+}
+
 # As root: no cache layer.
 for ( scenario() ) { ok( $_->[0], "root: $_->[1]" ) or diag( $_->[2] // '' ) }
 
