@@ -81,6 +81,7 @@ sub run_as {
         open STDERR, '>&', $w;
         open STDIN, '<', '/dev/null';
         $self->drop_privileges;
+        chdir '/';    # the test's directory may not be readable by postgres
         $ENV{LC_ALL} = 'C.UTF-8';
         # A sanitizer runtime preloaded into the test's perl is not for the
         # server's programs.
