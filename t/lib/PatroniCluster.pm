@@ -463,6 +463,7 @@ sub _spawn {
             open STDOUT, '>>', $log or die "open $log: $!";
             open STDERR, '>&', \*STDOUT or die "dup: $!";
             _close_fds_above_2();
+            chdir '/';    # the caller's directory may not be readable by postgres
             exec @pre, '/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', 'LANG=C.UTF-8', @cmd;
             die "exec @cmd: $!";
         };
@@ -1018,6 +1019,7 @@ sub _run {
             open STDOUT, '>', $out->filename or die;
             open STDERR, '>', $err->filename or die;
             %ENV = (PATH => '/usr/bin:/bin', LANG => 'C.UTF-8', %$env);
+            chdir '/';
             exec @cmd or die "exec $cmd[0]: $!\n";
         };
         print STDERR $@;
