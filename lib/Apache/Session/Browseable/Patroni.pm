@@ -116,39 +116,207 @@ session backend for LemonLDAP::NG (libpq core)
 =head1 DESCRIPTION
 
 A drop-in replacement for the pure-Perl module of the same name
-(Apache-Session-Browseable 1.3.19): same options, same C<tie> behaviour,
-same JSONB rows, whose hot paths run in a C core (libpq, libcurl, yajl).
-See the README for the table, the indexes and the LemonLDAP::NG
-configuration.
+(Apache-Session-Browseable 1.3.19): same class name, same options, same
+C<tie> behaviour, same class methods, same rows -- rows written by either
+module are read by the other -- whose hot paths run in a C core (libpq,
+libcurl, yajl).  It keeps sessions in PostgreSQL run by Patroni and follows
+the leader when it changes.
+
+Each tied session takes a connection from a per-process pool (connections
+stay open: no connection per tie), opens a transaction, reads with
+C<SELECT ... FOR UPDATE>, writes, and ends the transaction when the session
+object goes (untie): C<COMMIT> when something was written and C<Commit> is
+true, C<ROLLBACK> otherwise.
+
+The table is C<CREATE TABLE sessions (id varchar(64) NOT NULL PRIMARY KEY,
+a_session jsonb)>, LOGGED (an UNLOGGED table is not replicated: a failover
+would empty it), with expression indexes on the fields searched;
+L<asbp-patroni> creates them (C<asbp-patroni schema --kind global>).
 
 =head1 OPTIONS
 
+Seconds may be fractional.  Unknown options are ignored (LemonLDAP::NG adds
+C<backend>, C<localStorage> and others).
+
 =over 4
 
-=item DataSource
+=item DataSource (required)
 
-A C<dbi:Pg:> DataSource (C<key=value> pairs separated by C<;>; C<db> and
-C<database> mean C<dbname>; every other key is handed to libpq).
+A DBD::Pg DataSource: C<dbi:Pg:> followed by C<key=value> pairs separated by
+C<;>.  C<db> and C<database> mean C<dbname>; every other key must be a libpq
+connection parameter (C<host>, C<port>, C<sslmode>, C<connect_timeout>,
+C<application_name>, C<target_session_attrs>, ...).  The connection is made
+with C<target_session_attrs=read-write> unless the DataSource says
+otherwise, and always with C<client_encoding=UTF8>.
 
 =item UserName, Password
 
-=item Commit
+=item Commit (default 1)
 
-Commit the transaction of a tied session when it ends (default 1).
+Commit the transaction of a tied session when it ends.  With C<0> nothing a
+tie writes is kept.
 
-=item TableName
+=item TableName (default C<sessions>)
 
-Default C<sessions>; may be schema-qualified.
+An identifier, optionally schema-qualified (C<sso.sessions>); plain parts
+mean what they mean in SQL (folded to lower case), parts in double quotes
+are kept as they are.  Anything else is refused.
 
-=item IDLength
+=item IDLength (default 64)
 
-Length of generated ids (default 64 hex digits).
+Hex digits of a new session id, from the kernel's secure random generator.
 
-=item ConnectTimeout (2 s), FailoverTimeout (4 s), QueryTimeout (30 s)
+=item ConnectTimeout (default 2)
 
-=item PatroniUrl, PatroniTimeout (3 s), PatroniCacheTTL (60 s), PatroniCircuitBreakerDelay (30 s), PatroniVerifySSL (1), PatroniSSLCAFile, PatroniSSLCAPath, PatroniSSLCertFile, PatroniSSLKeyFile
+The longest one connection attempt may take.
+
+=item FailoverTimeout (default 4)
+
+The longest one operation (one step of a tie, or the connection of a class
+method) spends reconnecting, discovering the leader and retrying before it
+reports an error.  Kept under LemonLDAP::NG's 5-second alarm around a tie,
+which cannot interrupt C code.
+
+=item QueryTimeout (default 30)
+
+Class methods: the longest wait for data from the server.
+
+=item PatroniUrl (or patroniUrl)
+
+The Patroni REST API endpoints (C<http(s)://host:8008/cluster>), separated by
+commas or spaces, preferred (local) first.  Without it the module only
+reconnects to the DataSource as configured.
+
+=item PatroniTimeout (default 3)
+
+The deadline of one discovery round: every endpoint is asked at once.
+
+=item PatroniCacheTTL (default 60)
+
+How long a discovered leader is used as the fallback when the API fails.
+
+=item PatroniCircuitBreakerDelay (default 30)
+
+After the API failed (no endpoint gave a valid answer), it is not asked
+again for this long.
+
+=item PatroniVerifySSL (default 1), PatroniSSLCAFile, PatroniSSLCAPath
+
+TLS verification of C<https> endpoints.  C<PatroniVerifySSL =E<gt> 0> turns it
+off, with a warning.
+
+=item PatroniSSLCertFile, PatroniSSLKeyFile
+
+A client certificate and key (PEM), for APIs configured with
+C<verify_client: required>.
 
 =back
+
+The C<Handle> option of Apache::Session::Store::DBI (an open DBI handle) is
+refused: this module opens its own libpq connections.
+
+=head1 FAILOVER
+
+An operation that fails in a way that means "wrong node or no node" (the
+connection is lost; SQLSTATE class 08, 57P01, 57P02, 57P03; 25006, a
+replica or a demoted leader) fails over: every C<PatroniUrl> endpoint is
+asked at once (the first valid answer wins; endpoints naming different
+leaders are refused), the operation is retried on the leader, and a tied
+session's transaction is redone there.  While the cluster has no leader (a
+switchover or a crash in progress) it keeps trying, with a short backoff
+and watching the members for a promotion, until C<FailoverTimeout>, then
+dies with a message that says so.  A planned switchover thus costs a delay,
+not an error.  When the API fails, the cached leader is used
+(C<PatroniCacheTTL>), the API is not asked again for
+C<PatroniCircuitBreakerDelay>, and once the cache has expired the members
+last seen are tried, libpq picking the writable one.  A valid answer without
+a leader is a cluster in transition and does not open the breaker.
+Serialization failures, deadlocks and "too many connections" are retried on
+the same node (three times); other errors are reported at once.
+
+One tie gets one failover budget: when a step gave up, the rest of the tie
+reports the same error at once.  An error while a tied session is saved at
+C<untie> is printed as an C<(in cleanup)> warning (Perl would hide it unless
+warnings are enabled where it happened).
+
+=head1 MESSAGES
+
+The module prints to STDERR, one line each, as
+C<Apache::Session::Browseable::Patroni[PID] LEVEL: message>; a line is
+printed at most once per 10 seconds per process (then with the number of
+repeats).  C<ASBP_TRACE=1> in the environment adds a trace of every libpq
+and libcurl call that matters.
+
+=over 4
+
+=item No leader found from URL / Leader not in running state (state=...) from URL
+
+The cluster is changing leader: harmless during a switchover or a crash;
+if it lasts, look at Patroni.
+
+=item Leader missing host or port from URL
+
+A member without a C<connect_address>: fix Patroni's configuration.
+
+=item Multiple leaders detected (split-brain)
+
+Two endpoints named different leaders; the module refuses to write until
+they agree.  Look at Patroni and the DCS at once.
+
+=item Bad response from URL: ...
+
+One endpoint refused, timed out, answered an HTTP error, a body too large or
+not JSON, or failed TLS verification.  The others are used.
+
+=item Patroni API unavailable for DataSource ..., using cached leader H:P (Ns old)
+
+=item Circuit breaker active (...), using cached leader H:P
+
+=item ... trying the members last seen (...)
+
+No endpoint answered validly: the module works without the API; fix the API.
+
+=item DataSource ...: reconnected to H:P, operation succeeded after N ms (first error: ...)
+
+A failover (or a reconnection after a restart) that the caller did not see.
+
+=item no writable leader within FailoverTimeout (N ms) for DataSource ...; last error: ...
+
+The operation failed: no writable node could be reached in time.
+
+=item PatroniVerifySSL is off for DataSource ...
+
+TLS certificates of the API are not verified.
+
+=back
+
+Passwords never appear in a message: the DataSource's C<password> and
+credentials in a URL are shown as C<***>.
+
+=head1 CLASS METHODS
+
+=over 4
+
+=item status($args)
+
+This process's view of the DataSource of C<$args>, for monitoring from
+Perl: a hash reference with C<leader> (C<host:port> last found, or undef),
+C<leader_age> (seconds), C<leader_cached> (still within PatroniCacheTTL),
+C<breaker_open> and C<breaker_remaining> (seconds), C<members_last_seen>,
+C<counters> (C<discoveries>, C<api_failures>, C<transitions>,
+C<leader_changes>, C<failovers>, C<retries>, C<breaker_skips>),
+C<pool_idle>, C<cache_ttl>, C<breaker_delay>, C<datasource> (password
+masked), C<table>, C<patroni_urls> (masked), C<pid>.
+
+=back
+
+=head1 FORK AND THREADS
+
+Connections and cluster states belong to the process that opened them: a
+forked child never uses its parent's connections (it drops them without a
+word to the server, and opens its own), so pre-forking servers (FastCGI,
+uWSGI, mod_perl) are safe.  Each Perl interpreter (ithread) has its own
+pool and states; a session tied in one thread cannot be used in another.
 
 =head1 SEE ALSO
 
