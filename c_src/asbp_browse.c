@@ -3,11 +3,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define MAX_PURGE_PARAMS 256
+/* searchOn's statements are prepared once per connection (the planner then
+ * skips planning); beyond this many on a connection, they run unnamed. */
+#define MAX_BROWSE_STATEMENTS 64
 
 typedef enum bstate { B_STREAMING, B_DONE, B_FAILED } bstate;
+
+/*
+ * The pid of this process, without a system call per row: a stream checks
+ * at every row that it still runs in the process that opened it (a child
+ * of fork() must not read the parent's socket).  The kernel zeroes a
+ * MADV_WIPEONFORK page in a child (Linux 4.14 and later), so while the
+ * page still holds its mark no fork has happened since the pid was read;
+ * where that is not available, getpid() every time.
+ */
+static volatile unsigned char *fork_mark;   /* never unmapped */
+static pid_t fork_mark_pid;
+static int fork_mark_tried;
+
+static pid_t current_pid(void)
+{
+#ifdef MADV_WIPEONFORK
+    if (fork_mark && fork_mark[0])
+        return fork_mark_pid;
+    if (!fork_mark && !fork_mark_tried) {
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        fork_mark_tried = 1;
+        if (p != MAP_FAILED) {
+            if (madvise(p, 4096, MADV_WIPEONFORK) == 0)
+                fork_mark = p;
+            else
+                munmap(p, 4096);
+        }
+    }
+    fork_mark_pid = getpid();
+    if (fork_mark)
+        fork_mark[0] = 1;
+    return fork_mark_pid;
+#else
+    return getpid();
+#endif
+}
 
 struct asbp_browse {
     asbp_source *src;       /* borrowed: owned by the context */
@@ -26,6 +67,7 @@ struct asbp_browse {
     bstate state;
     unsigned long count;
     int restarts;
+    int pipelined;          /* the query runs in a pipeline (prepared) */
     int64_t query_ms;
 };
 
@@ -317,11 +359,21 @@ static asbp_code await(asbp_browse *b, asbp_conn *c, asbp_err *err)
     return ASBP_OK;
 }
 
-/* Reads the results left after an error, so that the connection can be
+/* Leaves pipeline mode after its synchronisation point was read. */
+static void pipeline_off(asbp_browse *b, asbp_conn *c)
+{
+    b->pipelined = 0;
+    if (!PQexitPipelineMode(asbp_conn_pg(c)))
+        asbp_conn_set_broken(c);
+}
+
+/* Reads the results left after an error (up to the pipeline's
+ * synchronisation point when there is one), so that the connection can be
  * reused; marks it broken when that does not work. */
 static void drain(asbp_browse *b, asbp_conn *c)
 {
     asbp_err e;
+    int nulls = 0;
     for (;;) {
         PGresult *r;
         asbp_err_clear(&e);
@@ -330,8 +382,21 @@ static void drain(asbp_browse *b, asbp_conn *c)
             return;
         }
         r = PQgetResult(asbp_conn_pg(c));
-        if (!r)
+        if (!r) {
+            if (!b->pipelined)
+                return;
+            if (++nulls > 1) {       /* nothing more will come */
+                asbp_conn_set_broken(c);
+                return;
+            }
+            continue;
+        }
+        nulls = 0;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            pipeline_off(b, c);
             return;
+        }
         PQclear(r);
     }
 }
@@ -350,6 +415,16 @@ static asbp_code end_or_error(asbp_browse *b, asbp_conn *c, PGresult *r, asbp_er
             /* More than one result for one statement: not ours to read. */
             PQclear(r);
             asbp_conn_set_broken(c);
+        } else if (b->pipelined) {
+            rc = await(b, c, err);
+            if (rc)
+                return rc;
+            r = PQgetResult(asbp_conn_pg(c));
+            if (r && PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+                pipeline_off(b, c);
+            else
+                asbp_conn_set_broken(c);
+            PQclear(r);
         }
         b->state = B_DONE;
         return ASBP_OK;
@@ -387,16 +462,74 @@ static asbp_code start_attempt(void *ud, asbp_conn *c, asbp_err *err)
     if (!asbp_conn_usable(c) || PQisBusy(pg))
         return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
                             "connection to %s is not usable", asbp_conn_server(c));
+    pv[0] = b->value;
+    b->pipelined = 0;
+    if (b->filter == ASBP_BROWSE_EQ) {
+        int known = 0;
+        const char *nm = asbp_conn_statement(c, b->sql.data, MAX_BROWSE_STATEMENTS, &known);
+        if (nm) {
+            char name[64];
+            snprintf(name, sizeof name, "%s", nm);
+            ASBP_TRACE(asbp_ctx_logger(b->ctx), "pid %ld: browse on %s: %s%s [$1 = %s]",
+                       (long)getpid(), asbp_conn_server(c), b->sql.data,
+                       known ? "" : " (prepared now)", b->value ? b->value : "NULL");
+            /* Prepare (the first time on this connection) and execute in
+             * one round trip. */
+            if (!PQenterPipelineMode(pg))
+                goto send_failed;
+            b->pipelined = 1;
+            if ((!known && !PQsendPrepare(pg, name, b->sql.data, 1, NULL))
+                || !PQsendQueryPrepared(pg, name, 1, pv, NULL, NULL, 0)
+                || !PQpipelineSync(pg))
+                goto send_failed;
+            rc = flush_out(b, c, err);
+            if (rc)
+                return rc;
+            if (!known) {
+                int ok;
+                rc = await(b, c, err);
+                if (rc)
+                    return rc;
+                r = PQgetResult(pg);
+                ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+                asbp_conn_statement_done(c, name, ok);
+                if (!ok) {
+                    rc = r ? asbp_conn_result_error(c, r, err)
+                           : asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
+                                          "no result from %s", asbp_conn_server(c));
+                    PQclear(r);
+                    if (asbp_conn_usable(c))
+                        drain(b, c);
+                    return rc;
+                }
+                PQclear(r);
+                rc = await(b, c, err);
+                if (rc)
+                    return rc;
+                r = PQgetResult(pg);   /* the NULL that ends the Prepare's results */
+                if (r) {
+                    PQclear(r);
+                    asbp_conn_set_broken(c);
+                    return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
+                                        "unexpected result from %s", asbp_conn_server(c));
+                }
+            }
+            if (!PQsetSingleRowMode(pg)) {
+                asbp_conn_set_broken(c);
+                return asbp_err_set(err, ASBP_E_IO, ASBP_EC_REPORT,
+                                    "cannot stream rows from %s (single-row mode refused)",
+                                    asbp_conn_server(c));
+            }
+            goto first_row;
+        }
+    }
     ASBP_TRACE(asbp_ctx_logger(b->ctx), "pid %ld: browse on %s: %s%s%s%s",
                (long)getpid(), asbp_conn_server(c), b->sql.data,
                b->has_param ? " [$1 = " : "",
                b->has_param ? (b->value ? b->value : "NULL") : "",
                b->has_param ? "]" : "");
-    pv[0] = b->value;
-    if (!PQsendQueryParams(pg, b->sql.data, b->has_param ? 1 : 0, NULL, pv, NULL, NULL, 0)) {
-        asbp_conn_set_broken(c);
-        return asbp_conn_result_error(c, NULL, err);
-    }
+    if (!PQsendQueryParams(pg, b->sql.data, b->has_param ? 1 : 0, NULL, pv, NULL, NULL, 0))
+        goto send_failed;
     if (!PQsetSingleRowMode(pg)) {
         asbp_conn_set_broken(c);
         return asbp_err_set(err, ASBP_E_IO, ASBP_EC_REPORT,
@@ -406,6 +539,7 @@ static asbp_code start_attempt(void *ud, asbp_conn *c, asbp_err *err)
     rc = flush_out(b, c, err);
     if (rc)
         return rc;
+first_row:
     rc = await(b, c, err);
     if (rc)
         return rc;
@@ -415,6 +549,9 @@ static asbp_code start_attempt(void *ud, asbp_conn *c, asbp_err *err)
         return ASBP_OK;
     }
     return end_or_error(b, c, r, err);
+send_failed:
+    asbp_conn_set_broken(c);
+    return asbp_conn_result_error(c, NULL, err);
 }
 
 /* Drops the connection of a stream that failed or was abandoned. */
@@ -429,6 +566,18 @@ static void drop_conn(asbp_browse *b, const asbp_err *err)
     b->conn = NULL;
 }
 
+/* Gives the connection of a finished stream back to the pool (which
+ * keeps it only when it is idle and healthy). */
+static void give_back(asbp_browse *b)
+{
+    if (!b->conn)
+        return;
+    if (PQpipelineStatus(asbp_conn_pg(b->conn)) != PQ_PIPELINE_OFF)
+        asbp_conn_set_broken(b->conn);
+    asbp_source_release(b->src, b->conn);
+    b->conn = NULL;
+}
+
 /* Starts (or restarts) the stream, with failover. */
 static asbp_code start(asbp_browse *b, asbp_err *err)
 {
@@ -439,15 +588,11 @@ static asbp_code start(asbp_browse *b, asbp_err *err)
         b->state = B_FAILED;
         PQclear(b->first);
         b->first = NULL;
-        if (b->conn)
-            asbp_source_release(b->src, b->conn);  /* kept only when healthy */
-        b->conn = NULL;
+        give_back(b);   /* kept only when healthy */
         return rc;
     }
-    if (b->state == B_DONE) {
-        asbp_source_release(b->src, b->conn);
-        b->conn = NULL;
-    }
+    if (b->state == B_DONE)
+        give_back(b);
     return ASBP_OK;
 }
 
@@ -550,7 +695,7 @@ asbp_code asbp_browse_next(asbp_browse *b, int *has_row, asbp_err *err)
         *has_row = 1;
         return ASBP_OK;
     }
-    if (!b->conn || asbp_conn_pid(b->conn) != getpid()) {
+    if (!b->conn || asbp_conn_pid(b->conn) != current_pid()) {
         asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
                      "this query was started by another process (pid %ld): "
                      "its connection cannot be used here",
@@ -570,8 +715,7 @@ asbp_code asbp_browse_next(asbp_browse *b, int *has_row, asbp_err *err)
     rc = end_or_error(b, b->conn, r, err);
     if (rc)
         return fail_stream(b, err);
-    asbp_source_release(b->src, b->conn);
-    b->conn = NULL;
+    give_back(b);
     return ASBP_OK;
 }
 

@@ -71,6 +71,48 @@ sub unserialize {
     $session->{data} = $data;
 }
 
+# ---- class methods: browse and purge ------------------------------------
+# The SQL and the streaming of rows are in the C core (c_src/asbp_browse.c);
+# the loops that build the results are XSUBs (xs/Patroni.xs).  Rows are
+# decoded with the JSON object unserialize uses.
+
+sub searchOn {
+    my ( $class, $args, $field, $value, @fields ) = @_;
+    return _browse_collect( $args, 'eq', $field, $value, @fields ? \@fields : undef, $JSON );
+}
+
+sub searchOnExpr {
+    my ( $class, $args, $field, $pattern, @fields ) = @_;
+    return _browse_collect( $args, 'like', $field, $pattern, @fields ? \@fields : undef, $JSON );
+}
+
+sub get_key_from_all_sessions {
+    my ( $class, $args, $data ) = @_;
+    return _browse_each( $args, $data, $JSON ) if ref $data eq 'CODE';
+    my $fields;
+    if ( ref $data eq 'ARRAY' ) {
+        $fields = $data;
+    }
+    elsif ( ref $data ) {
+        die __PACKAGE__ . ": get_key_from_all_sessions expects undef, a field name, "
+          . "an array of field names or a code reference, not " . ref($data) . "\n";
+    }
+    elsif ( defined $data and length $data ) {
+        $fields = [$data];
+    }
+    return _browse_collect( $args, 'all', undef, undef, $fields, $JSON );
+}
+
+sub deleteIfLowerThan {
+    my ( $class, $args, $rule ) = @_;
+    my ( $rows, $error ) = _browse_delete( $args, $rule );
+    unless ( defined $rows ) {
+        print STDERR __PACKAGE__ . ": deleteIfLowerThan failed: $error\n" if defined $error;
+        return 0;
+    }
+    return wantarray ? ( 1, $rows ) : 1;
+}
+
 1;
 __END__
 
