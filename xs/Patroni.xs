@@ -409,7 +409,10 @@ static void browse_req_fill(pTHX_ browse_req *r, const char *kind, SV *field,
                       (long)i + 1);
             r->names[i] = utf8_arg(aTHX_ *svp, "a field name");
             p = SvPV(*svp, len);
-            r->keys[i] = shared_key(aTHX_ p, len, SvUTF8(*svp) ? 1 : 0);
+            /* "id" is the row's id in every result: a field of that name
+             * is not read from the session (keys[i] NULL: skipped) */
+            r->keys[i] = strEQ(r->names[i], "id") ? NULL
+                       : shared_key(aTHX_ p, len, SvUTF8(*svp) ? 1 : 0);
         }
         r->spec.whole = 0;
         r->spec.fields = r->names;
@@ -562,8 +565,11 @@ static SV *browse_collect(pTHX_ HV *args, browse_req *r, SV *json)
             (void)hv_store_ent(h, idkey, key, 0);
             for (i = 0; i < nf; i++) {
                 size_t len;
-                const char *p = asbp_browse_col(b, i, &len);
+                const char *p;
                 SV *v;
+                if (!r->keys[i])
+                    continue;
+                p = asbp_browse_col(b, i, &len);
                 if (p && prev[i] && len < 256 && SvCUR(prev[i]) == len
                     && memcmp(SvPVX(prev[i]), p, len) == 0)
                     /* The same as the row before (a kind, an empty string,
