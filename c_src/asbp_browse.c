@@ -112,8 +112,7 @@ int asbp_browse_like_pattern(const char *pattern, asbp_buf *out)
             rc |= asbp_buf_append(out, p, 1);
         }
     }
-    if (!out->data)
-        rc |= asbp_buf_append(out, "", 0);
+    rc |= asbp_buf_append(out, "", 0);    /* terminates even an empty pattern */
     return rc ? -1 : 0;
 }
 

@@ -27,10 +27,15 @@ static int fake_quote(void *ud, const char *s, asbp_buf *out, asbp_err *err)
 
 static const char *like(const char *pat)
 {
-    static asbp_buf b = ASBP_BUF_INIT;
-    if (asbp_browse_like_pattern(pat, &b) < 0)
+    static char out[256];
+    asbp_buf b = ASBP_BUF_INIT;
+    if (asbp_browse_like_pattern(pat, &b) < 0 || !b.data || b.len >= sizeof out) {
+        asbp_buf_free(&b);
         return "(error)";
-    return asbp_buf_cstr(&b);
+    }
+    memcpy(out, b.data, b.len + 1);   /* a fresh buffer each time: checks the NUL */
+    asbp_buf_free(&b);
+    return out;
 }
 
 int main(void)
