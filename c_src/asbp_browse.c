@@ -871,6 +871,6 @@ asbp_code asbp_browse_delete_lower(asbp_source *src, const asbp_purge_rule *rule
     if (rc == ASBP_OK)
         *deleted = a.deleted;
     else
-        asbp_err_prefix(err, "deleteIfLowerThan on table %s", asbp_source_table(src));
+        asbp_err_prefix(err, "table %s", asbp_source_table(src));
     return rc;
 }
