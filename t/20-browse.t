@@ -17,7 +17,7 @@ use Apache::Session::Browseable::Patroni;
 binmode Test::More->builder->$_, ':encoding(UTF-8)' for qw(output failure_output todo_output);
 
 my $pg   = PgServer->start_or_skip;
-my $args = { $pg->options };
+my $args = { $pg->options, ConnectTimeout => 10, FailoverTimeout => 20 };    # generous: valgrind, busy machines
 my $C    = 'Apache::Session::Browseable::Patroni';
 my $N    = 3000;
 my @all  = ( 0 .. $N - 1 );
