@@ -318,7 +318,10 @@ code cannot be taken back), and says how many had been.
 
 QueryTimeout (default 30 s) bounds each wait for the server during a
 stream, counted again whenever data arrives: a long read that keeps
-moving is never cut, a server that stops answering is given up.
+moving is never cut, a server that stops answering is given up (and the
+error reported, not retried).  The server sends rows in blocks of about
+8 kB: a scan that finds few matching rows among many may leave the client
+without data for a while, which QueryTimeout must allow for.
 
 searchOn's statements are prepared once per connection (up to 64 different
 ones; beyond, they run unprepared); searchOnExpr and the whole-table reads
