@@ -1,6 +1,7 @@
 # QueryTimeout bounds each wait for the server during a stream, counted
 # again whenever data arrives; the purge's DELETE runs with
-# statement_timeout = QueryTimeout.  The "table" is a view whose rows come
+# statement_timeout = QueryTimeout; a failure before the first row is
+# retried invisibly.  The "table" is a view whose rows come
 # slowly (pg_sleep in its WHERE clause): TableName may name a view.  The
 # server sends rows in blocks of about 8 kB, so each row of the view
 # carries 9 kB of padding: every row then reaches the client on its own.
@@ -11,6 +12,7 @@ use lib 't/lib';
 use PgServer;
 use BrowseData qw();
 use Time::HiRes qw(time);
+use POSIX ();
 use Apache::Session::Browseable::Patroni;
 
 my $pg = PgServer->start_or_skip;
@@ -42,6 +44,25 @@ $pg->psql(q{CREATE VIEW slow AS SELECT id, a_session || jsonb_build_object('pad'
     is_deeply( \@r, [0], 'deleteIfLowerThan slower than QueryTimeout: 0' );
     like( $err, qr/deleteIfLowerThan failed: .*statement timeout.*SQLSTATE 57014/, '... stopped by the server\'s statement_timeout' );
     is( $pg->psql('SELECT count(*) FROM sessions'), 8, '... nothing deleted' );
+}
+# A failure before the first row arrives is retried at once, invisibly:
+# the server process is terminated 0.15 s into a query whose first row
+# comes after 0.4 s.
+{
+    my $args = { $pg->options, TableName => 'slow' };
+    $C->searchOn( $args, '_whatToTrace', 'user0', 'id' );    # a pooled connection
+    my $pid = fork // die "fork: $!";
+    if ( !$pid ) {
+        select undef, undef, undef, 0.15;
+        $pg->psql_super(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE query LIKE 'SELECT id, a_session ->> ''_utime''%' AND pid <> pg_backend_pid()});
+        POSIX::_exit(0);
+    }
+    my ( $err, $got ) = BrowseData::capture_stderr( sub { $C->get_key_from_all_sessions( $args, ['_utime'] ) } );
+    waitpid $pid, 0;
+    is_deeply( $got, BrowseData::fields_of( [ 0 .. 7 ], '_utime' ), 'server process killed before the first row: complete result' );
+    like( $err, qr/info: .*reconnected to \S+, operation succeeded after \d+ ms \(first error: .*terminating connection/,
+        '... after a transparent retry on a new connection (logged)' );
 }
 is( scalar keys %{ $C->get_key_from_all_sessions( { $pg->options }, ['_utime'] ) }, 8, 'the module works afterwards' );
 
