@@ -278,10 +278,11 @@ both( "get_key_from_all_sessions(undef)",
             );
         }
     }
-    my %r = map {
-        my @r = @{ $all{$_} };
-        ( $_ => { time => median( map { $_->{time} } @r ), mem => median( map { $_->{mem} } @r ), out => $r[-1]{out} } )
-    } @who;
+    my %r;
+    for my $class (@who) {
+        my @r = @{ $all{$class} };
+        $r{$class} = { time => median( map { $_->{time} } @r ), mem => median( map { $_->{mem} } @r ), out => $r[-1]{out} };
+    }
     report( "deleteIfLowerThan(~10k rows)", \%r );
 }
 
