@@ -70,6 +70,9 @@ my @F = qw(_httpSessionType MixedCase _session_id missingKey nested _utime cn ha
     $want = ids_where( sub { $_[0]{_session_kind} eq 'Persistent' } );
     is_deeply( $C->searchOn( $args, '_session_kind', 'Persistent' ), BrowseData::sessions_of($want),
         'all persistent sessions, whole' );
+    my @dup = qw(cn _httpSessionType cn id empty _session_kind empty _httpSessionType);
+    is_deeply( $C->searchOn( $args, '_session_kind', 'Persistent', @dup ), BrowseData::fields_of( $want, @dup ),
+        'a field list with repeated names, "id", and values repeated from row to row' );
 }
 
 # ---- searchOnExpr ---------------------------------------------------------

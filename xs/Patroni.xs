@@ -391,7 +391,7 @@ static void browse_req_fill(pTHX_ browse_req *r, const char *kind, SV *field,
     }
     if (fields && SvOK(fields)) {
         AV *av;
-        SSize_t i, n;
+        SSize_t i, j, n;
         if (!SvROK(fields) || SvTYPE(SvRV(fields)) != SVt_PVAV)
             croak("%s: the field list must be an array reference", LOG_PREFIX);
         av = (AV *)SvRV(fields);
@@ -410,9 +410,13 @@ static void browse_req_fill(pTHX_ browse_req *r, const char *kind, SV *field,
             r->names[i] = utf8_arg(aTHX_ *svp, "a field name");
             p = SvPV(*svp, len);
             /* "id" is the row's id in every result: a field of that name
-             * is not read from the session (keys[i] NULL: skipped) */
+             * is not read from the session; a name given twice is stored
+             * once (keys[i] NULL: skipped) */
             r->keys[i] = strEQ(r->names[i], "id") ? NULL
                        : shared_key(aTHX_ p, len, SvUTF8(*svp) ? 1 : 0);
+            for (j = 0; r->keys[i] && j < i; j++)
+                if (strEQ(r->names[j], r->names[i]))
+                    r->keys[i] = NULL;
         }
         r->spec.whole = 0;
         r->spec.fields = r->names;
