@@ -412,6 +412,39 @@ static void drop_unconfirmed(asbp_conn *c)
     c->nstmts = j;
 }
 
+const char *asbp_conn_statement(asbp_conn *c, const char *sql, size_t max,
+                                int *known)
+{
+    size_t i;
+    drop_unconfirmed(c);    /* left by an attempt that did not finish */
+    for (i = 0; i < c->nstmts; i++) {
+        if (strcmp(c->stmts[i].sql, sql) == 0) {
+            *known = 1;
+            return c->stmts[i].name;
+        }
+    }
+    *known = 0;
+    if (c->nstmts >= max)
+        return NULL;
+    return stmt_name(c, sql, known);
+}
+
+void asbp_conn_statement_done(asbp_conn *c, const char *name, int ok)
+{
+    size_t i;
+    for (i = 0; i < c->nstmts; i++) {
+        if (strcmp(c->stmts[i].name, name) == 0 && !c->stmts[i].confirmed) {
+            if (ok) {
+                c->stmts[i].confirmed = 1;
+                c->prepares++;
+            } else {
+                drop_unconfirmed(c);
+            }
+            return;
+        }
+    }
+}
+
 /* Waits until PQgetResult will not block. 0 ok, else code in err. */
 static asbp_code wait_result(asbp_conn *c, const asbp_clock *clk,
                              int64_t deadline_ms, asbp_err *err)

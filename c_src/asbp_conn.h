@@ -107,6 +107,19 @@ int asbp_conn_wait(asbp_conn *c, int for_read, int for_write,
 asbp_code asbp_conn_result_error(asbp_conn *c, const PGresult *res,
                                  asbp_err *err);
 
+/*
+ * Prepared statements for callers that send their own queries (the
+ * pipeline's "prepared" flag uses the same per-connection list).  Call on
+ * an idle connection: returns the name of sql's statement, *known = 1 when
+ * the server has it already; otherwise the name is new, the caller sends
+ * the Prepare and reports its outcome with asbp_conn_statement_done.
+ * Returns NULL when the connection already keeps max statements (or out of
+ * memory): the caller then runs sql as an unnamed statement.
+ */
+const char *asbp_conn_statement(asbp_conn *c, const char *sql, size_t max,
+                                int *known);
+void asbp_conn_statement_done(asbp_conn *c, const char *name, int ok);
+
 /* Counters (for tests and the per-process view). */
 unsigned long asbp_conn_prepare_count(const asbp_conn *c);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <curl/curl.h>
 
+#include "asbp_browse.h"
 #include "asbp_ctx.h"
 #include "asbp_discovery.h"
 #include "asbp_random.h"
@@ -289,6 +290,460 @@ static const char *session_serialized(pTHX_ SV *session)
     if (strlen(p) != len)
         croak("%s: session data contains a NUL character", LOG_PREFIX);
     return p;
+}
+
+/* ---- browse: searchOn, searchOnExpr, get_key_from_all_sessions,
+ *      deleteIfLowerThan (the loops over rows live here; the SQL and the
+ *      streaming in c_src/asbp_browse.c) ------------------------------- */
+
+#define CURSOR_CLASS "Apache::Session::Browseable::Patroni::Cursor"
+
+/* The iterator object: a blessed hash carrying the C iterator as magic. */
+static int cursor_mg_free(pTHX_ SV *sv, MAGIC *mg)
+{
+    PERL_UNUSED_ARG(sv);
+    asbp_browse_free((asbp_browse *)mg->mg_ptr);   /* closes an unfinished stream */
+    mg->mg_ptr = NULL;
+    return 0;
+}
+
+static int cursor_mg_dup(pTHX_ MAGIC *mg, CLONE_PARAMS *param)
+{
+    PERL_UNUSED_ARG(param);
+    mg->mg_ptr = NULL;   /* a new thread never shares the stream */
+    return 0;
+}
+
+static MGVTBL cursor_vtbl = {
+    NULL, NULL, NULL, NULL, cursor_mg_free, NULL, cursor_mg_dup, NULL
+};
+
+/* Wraps b in a new (mortal) object: whatever happens next, even a croak,
+ * the iterator is freed with it. */
+static SV *cursor_new(pTHX_ asbp_browse *b)
+{
+    HV *hv = newHV();
+    SV *rv = sv_2mortal(newRV_noinc((SV *)hv));
+    MAGIC *mg = sv_magicext((SV *)hv, NULL, PERL_MAGIC_ext, &cursor_vtbl,
+                            (const char *)b, 0);
+    mg->mg_flags |= MGf_DUP;
+    sv_bless(rv, gv_stashpv(CURSOR_CLASS, GV_ADD));
+    return rv;
+}
+
+static MAGIC *cursor_mg(pTHX_ SV *self)
+{
+    if (!self || !SvROK(self) || SvTYPE(SvRV(self)) != SVt_PVHV)
+        croak("%s: not a cursor object", LOG_PREFIX);
+    return mg_findext(SvRV(self), PERL_MAGIC_ext, &cursor_vtbl);
+}
+
+static asbp_browse *cursor_of(pTHX_ SV *self)
+{
+    MAGIC *mg = cursor_mg(aTHX_ self);
+    if (!mg)
+        croak("%s: not a cursor object", LOG_PREFIX);
+    if (!mg->mg_ptr)
+        croak("%s: this cursor is closed (or belongs to another thread)", LOG_PREFIX);
+    return (asbp_browse *)mg->mg_ptr;
+}
+
+/* Frees the C iterator now (before a croak, or when done). */
+static void cursor_dispose(pTHX_ SV *self)
+{
+    MAGIC *mg = cursor_mg(aTHX_ self);
+    if (mg && mg->mg_ptr) {
+        asbp_browse_free((asbp_browse *)mg->mg_ptr);
+        mg->mg_ptr = NULL;
+    }
+}
+
+/* A Perl string as UTF-8 for the C core (Latin-1 strings are upgraded on a
+ * copy); refuses NUL characters, which libpq cannot carry.  NULL for undef. */
+static const char *utf8_arg(pTHX_ SV *sv, const char *what)
+{
+    STRLEN len;
+    const char *p;
+    if (!sv)
+        return NULL;
+    SvGETMAGIC(sv);
+    if (!SvOK(sv))
+        return NULL;
+    if (SvUTF8(sv)) {
+        p = SvPV_nomg(sv, len);
+    } else {
+        SV *copy = sv_2mortal(newSVsv_nomg(sv));
+        p = SvPVutf8(copy, len);
+    }
+    if (strlen(p) != len)
+        croak("%s: %s contains a NUL character", LOG_PREFIX, what);
+    return p;
+}
+
+/* A hash key with its hash computed once (shared with PL_strtab). */
+static SV *shared_key(pTHX_ const char *p, STRLEN len, int utf8)
+{
+    return sv_2mortal(newSVpvn_share(p, utf8 ? -(I32)len : (I32)len, 0));
+}
+
+static int is_ascii(const char *p, size_t len)
+{
+    return is_utf8_invariant_string((const U8 *)p, len);
+}
+
+/* What a browse call reads, from its Perl arguments.  The field list (an
+ * array of names, or undef for whole sessions) also gives the result's
+ * keys, with the caller's spelling. */
+typedef struct browse_req {
+    asbp_browse_spec spec;
+    const char **names;   /* SAVEFREEPV'd */
+    SV **keys;            /* SAVEFREEPV'd; mortal shared keys */
+} browse_req;
+
+static void browse_req_fill(pTHX_ browse_req *r, const char *kind, SV *field,
+                            SV *value, SV *fields)
+{
+    memset(r, 0, sizeof *r);
+    if (strEQ(kind, "eq"))
+        r->spec.filter = ASBP_BROWSE_EQ;
+    else if (strEQ(kind, "like"))
+        r->spec.filter = ASBP_BROWSE_LIKE;
+    else if (strEQ(kind, "all"))
+        r->spec.filter = ASBP_BROWSE_ALL;
+    else
+        croak("%s: unknown browse kind '%s'", LOG_PREFIX, kind);
+    if (r->spec.filter != ASBP_BROWSE_ALL) {
+        r->spec.field = utf8_arg(aTHX_ field, "the field name");
+        if (!r->spec.field)
+            croak("%s: no field name given", LOG_PREFIX);
+        r->spec.value = utf8_arg(aTHX_ value, "the value");
+    }
+    if (fields && SvOK(fields)) {
+        AV *av;
+        SSize_t i, j, n;
+        if (!SvROK(fields) || SvTYPE(SvRV(fields)) != SVt_PVAV)
+            croak("%s: the field list must be an array reference", LOG_PREFIX);
+        av = (AV *)SvRV(fields);
+        n = av_len(av) + 1;
+        Newxz(r->names, n ? n : 1, const char *);
+        SAVEFREEPV(r->names);
+        Newxz(r->keys, n ? n : 1, SV *);
+        SAVEFREEPV(r->keys);
+        for (i = 0; i < n; i++) {
+            SV **svp = av_fetch(av, i, 0);
+            STRLEN len;
+            const char *p;
+            if (!svp || !SvOK(*svp))
+                croak("%s: field name %ld of the list is undefined", LOG_PREFIX,
+                      (long)i + 1);
+            r->names[i] = utf8_arg(aTHX_ *svp, "a field name");
+            p = SvPV(*svp, len);
+            /* "id" is the row's id in every result: a field of that name
+             * is not read from the session; a name given twice is stored
+             * once (keys[i] NULL: skipped) */
+            r->keys[i] = strEQ(r->names[i], "id") ? NULL
+                       : shared_key(aTHX_ p, len, SvUTF8(*svp) ? 1 : 0);
+            for (j = 0; r->keys[i] && j < i; j++)
+                if (strEQ(r->names[j], r->names[i]))
+                    r->keys[i] = NULL;
+        }
+        r->spec.whole = 0;
+        r->spec.fields = r->names;
+        r->spec.nfields = (size_t)n;
+    } else {
+        r->spec.whole = 1;
+    }
+}
+
+/* The decode method of the module's JSON::XS object (resolved once). */
+static CV *json_decoder(pTHX_ SV *json)
+{
+    GV *gv;
+    if (!json || !SvROK(json) || !SvOBJECT(SvRV(json)))
+        croak("%s: no JSON decoder given", LOG_PREFIX);
+    gv = gv_fetchmethod_autoload(SvSTASH(SvRV(json)), "decode", 0);
+    if (!gv || !isGV(gv) || !GvCV(gv))
+        croak("%s: the JSON object has no decode method", LOG_PREFIX);
+    return GvCV(gv);
+}
+
+/*
+ * Decodes a_session into a hash reference, within the caller's temps
+ * scope.  NULL when the row is not a session (SQL NULL, JSON null, not a
+ * JSON object, or a decoder error), with the reason in *why.
+ */
+static SV *decode_session(pTHX_ CV *decode, SV *json, SV *text, const char *p,
+                          size_t len, const char **why)
+{
+    dSP;
+    int n;
+    SV *ret = NULL;
+    if (!p) {
+        *why = "a_session is NULL";
+        return NULL;
+    }
+    sv_setpvn(text, p, len);
+    SvUTF8_on(text);
+    PUSHMARK(SP);
+    EXTEND(SP, 2);
+    PUSHs(json);
+    PUSHs(text);
+    PUTBACK;
+    n = call_sv((SV *)decode, G_SCALAR | G_EVAL);
+    SPAGAIN;
+    if (n == 1)
+        ret = POPs;
+    PUTBACK;
+    if (SvTRUE(ERRSV)) {
+        *why = SvPV_nolen(ERRSV);
+        return NULL;
+    }
+    if (!ret || !SvOK(ret)) {
+        *why = "JSON null";
+        return NULL;
+    }
+    if (!SvROK(ret) || SvTYPE(SvRV(ret)) != SVt_PVHV || SvOBJECT(SvRV(ret))) {
+        *why = "not a JSON object";
+        return NULL;
+    }
+    return ret;
+}
+
+static void skip_session(pTHX_ const char *id, const char *why)
+{
+    size_t l = strlen(why);
+    PerlIO_printf(PerlIO_stderr(), "Error in session %s: Session could not be "
+                  "unserialized (%.*s)\n", id, (int)(l && why[l - 1] == '\n' ? l - 1 : l), why);
+    PerlIO_flush(PerlIO_stderr());
+}
+
+/* The id of the current row as a hash key (shared string). */
+static SV *row_id_key(pTHX_ asbp_browse *b, const char **idp)
+{
+    size_t len;
+    const char *id = asbp_browse_id(b, &len);
+    *idp = id;
+    return newSVpvn_share(id, is_ascii(id, len) ? (I32)len : -(I32)len, 0);
+}
+
+static SV *text_sv(pTHX_ const char *p, size_t len)
+{
+    if (!p)
+        return newSV(0);
+    return newSVpvn_flags(p, len, is_ascii(p, len) ? 0 : SVf_UTF8);
+}
+
+/*
+ * Builds { id => session } (whole) or { id => { id => id, field => text } }
+ * from every row.  A stream that fails after some rows is started again
+ * (its partial result discarded) when the failure is a failover case, at
+ * most ASBP_BROWSE_MAX_RESTARTS times; otherwise the error is raised.
+ */
+static SV *browse_collect(pTHX_ HV *args, browse_req *r, SV *json)
+{
+    asbp_source *src = source_for(aTHX_ args);
+    HV *res = newHV();
+    SV *res_rv = sv_2mortal(newRV_noinc((SV *)res));
+    CV *decode = r->spec.whole ? json_decoder(aTHX_ json) : NULL;
+    SV *text = sv_2mortal(newSV(0));
+    SV *idkey = shared_key(aTHX_ "id", 2, 0);
+    asbp_browse *b;
+    asbp_err e;
+    SV *cursor;
+    size_t i, nf = r->spec.nfields;
+    SV **prev;   /* each field's value in the previous row (owned by res) */
+
+    Newxz(prev, nf ? nf : 1, SV *);
+    SAVEFREEPV(prev);
+    asbp_err_clear(&e);
+    if (asbp_browse_open(src, &r->spec, &b, &e) != ASBP_OK)
+        croak_err(aTHX_ &e);
+    cursor = cursor_new(aTHX_ b);
+    for (;;) {
+        int row;
+        const char *id;
+        SV *key;
+        if (asbp_browse_next(b, &row, &e) != ASBP_OK) {
+            if (asbp_browse_can_restart(b, &e)) {
+                hv_clear(res);
+                Zero(prev, nf ? nf : 1, SV *);
+                asbp_err_clear(&e);
+                if (asbp_browse_restart(b, &e) == ASBP_OK)
+                    continue;
+            }
+            cursor_dispose(aTHX_ cursor);
+            croak_err(aTHX_ &e);
+        }
+        if (!row)
+            break;
+        key = row_id_key(aTHX_ b, &id);
+        if (r->spec.whole) {
+            const char *why = NULL;
+            size_t len;
+            const char *p = asbp_browse_col(b, 0, &len);
+            SV *sess;
+            ENTER;
+            SAVETMPS;
+            sess = decode_session(aTHX_ decode, json, text, p, len, &why);
+            if (sess)
+                (void)hv_store_ent(res, key, newRV_inc(SvRV(sess)), 0);
+            else
+                skip_session(aTHX_ id, why);
+            FREETMPS;
+            LEAVE;
+            SvREFCNT_dec(key);
+        } else {
+            HV *h = newHV();
+            /* the inner id shares its string with the outer key */
+            (void)hv_store_ent(h, idkey, key, 0);
+            for (i = 0; i < nf; i++) {
+                size_t len;
+                const char *p;
+                SV *v;
+                if (!r->keys[i])
+                    continue;
+                p = asbp_browse_col(b, i, &len);
+                if (p && prev[i] && len < 256 && SvCUR(prev[i]) == len
+                    && memcmp(SvPVX(prev[i]), p, len) == 0)
+                    /* The same as the row before (a kind, an empty string,
+                     * a common attribute): share one string buffer, as
+                     * Perl does for hash keys, instead of a copy per row. */
+                    v = newSVpvn_share(p, is_ascii(p, len) ? (I32)len : -(I32)len, 0);
+                else
+                    v = text_sv(aTHX_ p, len);
+                prev[i] = p ? v : NULL;
+                (void)hv_store_ent(h, r->keys[i], v, 0);
+            }
+            (void)hv_store_ent(res, key, newRV_noinc((SV *)h), 0);
+        }
+    }
+    cursor_dispose(aTHX_ cursor);
+    return res_rv;
+}
+
+/*
+ * Calls code->(session, id) for every row, keeping defined results.  Rows
+ * passed to the code cannot be taken back: a failure in the middle of the
+ * stream is raised, never restarted.  As with the pure-Perl module, an
+ * exception from the code (or an undecodable row) is reported on STDERR
+ * as "Error in session <id>: ..." and the iteration goes on.
+ */
+static SV *browse_each(pTHX_ HV *args, SV *code, SV *json)
+{
+    asbp_source *src = source_for(aTHX_ args);
+    HV *res = newHV();
+    SV *res_rv = sv_2mortal(newRV_noinc((SV *)res));
+    CV *decode = json_decoder(aTHX_ json);
+    SV *text = sv_2mortal(newSV(0));
+    asbp_browse_spec spec;
+    asbp_browse *b;
+    asbp_err e;
+    SV *cursor;
+
+    memset(&spec, 0, sizeof spec);
+    spec.filter = ASBP_BROWSE_ALL;
+    spec.whole = 1;
+    asbp_err_clear(&e);
+    if (asbp_browse_open(src, &spec, &b, &e) != ASBP_OK)
+        croak_err(aTHX_ &e);
+    cursor = cursor_new(aTHX_ b);
+    for (;;) {
+        int row;
+        const char *id, *why = NULL, *p;
+        size_t len, idlen;
+        SV *idsv, *sess;
+        if (asbp_browse_next(b, &row, &e) != ASBP_OK) {
+            unsigned long done = asbp_browse_count(b);
+            cursor_dispose(aTHX_ cursor);
+            if (done)
+                asbp_err_prefix(&e, "get_key_from_all_sessions: %lu session%s had "
+                                "already been passed to the code reference, so the "
+                                "read was not restarted", done, done == 1 ? "" : "s");
+            croak_err(aTHX_ &e);
+        }
+        if (!row)
+            break;
+        ENTER;
+        SAVETMPS;
+        id = asbp_browse_id(b, &idlen);
+        idsv = sv_2mortal(text_sv(aTHX_ id, idlen));
+        p = asbp_browse_col(b, 0, &len);
+        sess = decode_session(aTHX_ decode, json, text, p, len, &why);
+        if (!sess) {
+            skip_session(aTHX_ id, why);
+        } else {
+            dSP;
+            int n;
+            SV *ret = NULL;
+            PUSHMARK(SP);
+            EXTEND(SP, 2);
+            PUSHs(sess);
+            PUSHs(idsv);
+            PUTBACK;
+            n = call_sv(code, G_SCALAR | G_EVAL);
+            SPAGAIN;
+            if (n == 1)
+                ret = POPs;
+            PUTBACK;
+            if (SvTRUE(ERRSV)) {
+                const char *m = SvPV_nolen(ERRSV);
+                size_t l = strlen(m);
+                PerlIO_printf(PerlIO_stderr(), "Error in session %s: %.*s\n", id,
+                              (int)(l && m[l - 1] == '\n' ? l - 1 : l), m);
+                PerlIO_flush(PerlIO_stderr());
+            } else if (ret && SvOK(ret)) {
+                (void)hv_store_ent(res, idsv, newSVsv(ret), 0);
+            }
+        }
+        FREETMPS;
+        LEAVE;
+    }
+    cursor_dispose(aTHX_ cursor);
+    return res_rv;
+}
+
+/* One group of a purge rule ({ field => value, ... }), keys sorted so
+ * that the SQL text does not depend on hash order. */
+static size_t purge_items(pTHX_ HV *rule, const char *group, asbp_purge_item **out)
+{
+    SV **svp = hv_fetch(rule, group, (I32)strlen(group), 0);
+    HV *hv;
+    HE *he;
+    SV **keys;
+    size_t n = 0, i;
+    asbp_purge_item *it;
+
+    *out = NULL;
+    if (!svp)
+        return 0;
+    SvGETMAGIC(*svp);
+    if (!SvOK(*svp))
+        return 0;
+    if (!SvROK(*svp) || SvTYPE(SvRV(*svp)) != SVt_PVHV)
+        croak("%s: deleteIfLowerThan: '%s' must be a hash reference "
+              "({ field => value, ... })", LOG_PREFIX, group);
+    hv = (HV *)SvRV(*svp);
+    n = (size_t)HvUSEDKEYS(hv);
+    if (!n)
+        return 0;
+    Newxz(keys, n, SV *);
+    SAVEFREEPV(keys);
+    Newxz(it, n, asbp_purge_item);
+    SAVEFREEPV(it);
+    i = 0;
+    hv_iterinit(hv);
+    while ((he = hv_iternext(hv)) != NULL && i < n)
+        keys[i++] = sv_2mortal(newSVsv(hv_iterkeysv(he)));
+    n = i;
+    sortsv(keys, n, Perl_sv_cmp);
+    for (i = 0; i < n; i++) {
+        HE *v = hv_fetch_ent(hv, keys[i], 0, 0);
+        SV *val = v ? HeVAL(v) : NULL;
+        it[i].field = utf8_arg(aTHX_ keys[i], "a field name of the rule");
+        it[i].value = utf8_arg(aTHX_ val, "a value of the rule");
+    }
+    *out = it;
+    return n;
 }
 
 MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Patroni
@@ -630,3 +1085,179 @@ CODE:
 }
 OUTPUT:
     RETVAL
+
+MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Patroni
+
+SV *
+_browse_collect(args, kind, field, value, fields, json)
+    SV *args
+    const char *kind
+    SV *field
+    SV *value
+    SV *fields
+    SV *json
+CODE:
+{
+    /* searchOn, searchOnExpr, get_key_from_all_sessions without a code
+     * reference: the whole result as a hash reference. */
+    browse_req r;
+    HV *a = hash_arg(aTHX_ args, "the options");
+    browse_req_fill(aTHX_ &r, kind, field, value, fields);
+    RETVAL = browse_collect(aTHX_ a, &r, json);
+    SvREFCNT_inc_simple_void_NN(RETVAL);
+}
+OUTPUT:
+    RETVAL
+
+SV *
+_browse_each(args, code, json)
+    SV *args
+    SV *code
+    SV *json
+CODE:
+{
+    HV *a = hash_arg(aTHX_ args, "the options");
+    if (!SvROK(code) || SvTYPE(SvRV(code)) != SVt_PVCV)
+        croak("%s: not a code reference", LOG_PREFIX);
+    RETVAL = browse_each(aTHX_ a, code, json);
+    SvREFCNT_inc_simple_void_NN(RETVAL);
+}
+OUTPUT:
+    RETVAL
+
+SV *
+_browse_open(args, kind, field, value, fields)
+    SV *args
+    const char *kind
+    SV *field
+    SV *value
+    SV *fields
+CODE:
+{
+    /* An iterator over the rows (see the Cursor class below). */
+    browse_req r;
+    HV *a = hash_arg(aTHX_ args, "the options");
+    asbp_source *src;
+    asbp_browse *b;
+    asbp_err e;
+    browse_req_fill(aTHX_ &r, kind, field, value, fields);
+    src = source_for(aTHX_ a);
+    asbp_err_clear(&e);
+    if (asbp_browse_open(src, &r.spec, &b, &e) != ASBP_OK)
+        croak_err(aTHX_ &e);
+    RETVAL = cursor_new(aTHX_ b);
+    SvREFCNT_inc_simple_void_NN(RETVAL);
+}
+OUTPUT:
+    RETVAL
+
+void
+_browse_delete(args, rule)
+    SV *args
+    SV *rule
+PPCODE:
+{
+    /* deleteIfLowerThan: () for an empty rule, (rows) when done,
+     * (undef, message) when the database failed; croaks on a bad rule. */
+    HV *a = hash_arg(aTHX_ args, "the options");
+    HV *rh = hash_arg(aTHX_ rule, "deleteIfLowerThan's rule");
+    asbp_purge_rule pr;
+    asbp_source *src;
+    asbp_err e;
+    long long deleted = 0;
+    HE *he;
+
+    hv_iterinit(rh);
+    while ((he = hv_iternext(rh)) != NULL) {
+        const char *k = HePV(he, PL_na);
+        if (strNE(k, "or") && strNE(k, "and") && strNE(k, "not"))
+            croak("%s: deleteIfLowerThan: unknown rule key '%s' (expected "
+                  "'or', 'and' and 'not')", LOG_PREFIX, k);
+    }
+    memset(&pr, 0, sizeof pr);
+    pr.n_or = purge_items(aTHX_ rh, "or", (asbp_purge_item **)&pr.or_items);
+    pr.n_and = purge_items(aTHX_ rh, "and", (asbp_purge_item **)&pr.and_items);
+    pr.n_not = purge_items(aTHX_ rh, "not", (asbp_purge_item **)&pr.not_items);
+    if (!pr.n_or && !pr.n_and)
+        XSRETURN_EMPTY;
+    src = source_for(aTHX_ a);
+    asbp_err_clear(&e);
+    if (asbp_browse_delete_lower(src, &pr, &deleted, &e) != ASBP_OK) {
+        if (e.code == ASBP_E_USAGE)
+            croak_err(aTHX_ &e);
+        EXTEND(SP, 2);
+        PUSHs(&PL_sv_undef);
+        if (e.sqlstate[0])
+            mPUSHs(newSVpvf("%s [SQLSTATE %s]", e.msg, e.sqlstate));
+        else
+            mPUSHs(newSVpv(e.msg, 0));
+        XSRETURN(2);
+    }
+    mXPUSHs(newSViv((IV)deleted));
+    XSRETURN(1);
+}
+
+MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Patroni::Cursor
+
+void
+next(self)
+    SV *self
+PPCODE:
+{
+    /* (id, column, ...) of the next row, () at the end.  Columns are
+     * text (undef for SQL NULL): a_session as JSON text, or the fields. */
+    asbp_browse *b = cursor_of(aTHX_ self);
+    asbp_err e;
+    int row;
+    size_t i, n, len;
+    const char *p;
+    asbp_err_clear(&e);
+    if (asbp_browse_next(b, &row, &e) != ASBP_OK) {
+        cursor_dispose(aTHX_ self);
+        croak_err(aTHX_ &e);
+    }
+    if (!row)
+        XSRETURN_EMPTY;
+    n = asbp_browse_ncols(b);
+    EXTEND(SP, (SSize_t)n + 1);
+    p = asbp_browse_id(b, &len);
+    mPUSHs(text_sv(aTHX_ p, len));
+    for (i = 0; i < n; i++) {
+        p = asbp_browse_col(b, i, &len);
+        mPUSHs(text_sv(aTHX_ p, len));
+    }
+}
+
+IV
+count(self)
+    SV *self
+CODE:
+    RETVAL = (IV)asbp_browse_count(cursor_of(aTHX_ self));
+OUTPUT:
+    RETVAL
+
+void
+sql(self)
+    SV *self
+PPCODE:
+{
+    /* The SQL text sent and its parameters (for tests and EXPLAIN). */
+    asbp_browse *b = cursor_of(aTHX_ self);
+    size_t i, n = asbp_browse_nparams(b);
+    const char *s = asbp_browse_sql(b);
+    EXTEND(SP, (SSize_t)n + 1);
+    mPUSHs(newSVpvn_utf8(s, strlen(s), 1));
+    for (i = 0; i < n; i++) {
+        const char *v = asbp_browse_param(b, i);
+        mPUSHs(v ? newSVpvn_utf8(v, strlen(v), 1) : newSV(0));
+    }
+}
+
+void
+close(self)
+    SV *self
+ALIAS:
+    DESTROY = 1
+CODE:
+    PERL_UNUSED_VAR(ix);
+    cursor_dispose(aTHX_ self);
