@@ -12,6 +12,7 @@ use Workload;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
 use Apache::Session::Browseable::Patroni;
+use POSIX ();
 
 my $c = PatroniCluster->start_or_skip;
 my $C = 'Apache::Session::Browseable::Patroni';
@@ -38,13 +39,43 @@ is( ( split /:/, $pool[0][0] )[1], $lport, 'the parent has a pooled connection t
 
 my $dir = tempdir( CLEANUP => 1 );
 my $w = Workload->start( workers => 4, args => \%args, dir => "$dir/w" );
+
+# A fifth process runs the class methods in a loop across the switchover:
+# searchOn (as the portal does at login) and the purge's deleteIfLowerThan
+# (with a rule that matches none of the workers' sessions).
+my $bpid = fork // die;
+if ( !$bpid ) {
+    open my $log, '>', "$dir/browse.log" or die;
+    select( ( select($log), $| = 1 )[0] );
+    until ( -e "$dir/w/stop" ) {
+        my $t0 = time;
+        my @w;
+        local $SIG{__WARN__} = sub { push @w, @_ };
+        my $ok = eval {
+            my $r = $C->searchOn( {%args}, _session_kind => 'SSO', 'uid' );
+            die "searchOn returned no hash\n" unless ref $r eq 'HASH';
+            my @d = $C->deleteIfLowerThan( {%args}, { not => { _session_kind => 'Persistent' }, or => { _utime => 1000 } } );
+            die "deleteIfLowerThan returned (@d)\n" unless "@d" eq '1 0';
+            1;
+        };
+        my $e = $ok ? join( ' ', @w ) : $@;
+        $e =~ s/\s+/ /g;
+        printf $log "%.3f %.3f %s\n", $t0, time, $e eq '' ? 'ok' : "ERR $e";
+        sleep 0.05;
+    }
+    POSIX::_exit(0);
+}
 sleep 3;
 my $sw = $c->switchover;
 diag sprintf 'switchover node%d -> node%d: new leader running after %.2f s, writable after %.2f s',
   $sw->{old}, $sw->{new}, $sw->{leader_seconds}, $sw->{writable_seconds};
 sleep 3;
 my $r = $w->stop;
-my $t_sw = $r->{ops}[0]{t0};
+waitpid $bpid, 0;
+my @browse = do { open my $fh, '<', "$dir/browse.log" or die; map { chomp; $_ } <$fh> };
+cmp_ok( scalar @browse, '>', 20, scalar(@browse) . ' rounds of searchOn + deleteIfLowerThan ran' );
+is( scalar( grep { !/ ok$/ } @browse ), 0, 'searchOn and deleteIfLowerThan saw no error across the switchover' )
+  or diag join "\n", grep { !/ ok$/ } @browse;
 
 cmp_ok( $r->{count}, '>', 200, "the workers ran ($r->{count} operations)" );
 is( scalar @{ $r->{errors} }, 0, 'no caller saw an error during the switchover' )
