@@ -1,4 +1,5 @@
 #include "asbp_browse.h"
+#include "asbp_pid.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,43 +13,6 @@
 #define MAX_BROWSE_STATEMENTS 64
 
 typedef enum bstate { B_STREAMING, B_DONE, B_FAILED } bstate;
-
-/*
- * The pid of this process, without a system call per row: a stream checks
- * at every row that it still runs in the process that opened it (a child
- * of fork() must not read the parent's socket).  The kernel zeroes a
- * MADV_WIPEONFORK page in a child (Linux 4.14 and later), so while the
- * page still holds its mark no fork has happened since the pid was read;
- * where that is not available, getpid() every time.
- */
-static volatile unsigned char *fork_mark;   /* never unmapped */
-static pid_t fork_mark_pid;
-static int fork_mark_tried;
-
-static pid_t current_pid(void)
-{
-#ifdef MADV_WIPEONFORK
-    if (fork_mark && fork_mark[0])
-        return fork_mark_pid;
-    if (!fork_mark && !fork_mark_tried) {
-        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        fork_mark_tried = 1;
-        if (p != MAP_FAILED) {
-            if (madvise(p, 4096, MADV_WIPEONFORK) == 0)
-                fork_mark = p;
-            else
-                munmap(p, 4096);
-        }
-    }
-    fork_mark_pid = getpid();
-    if (fork_mark)
-        fork_mark[0] = 1;
-    return fork_mark_pid;
-#else
-    return getpid();
-#endif
-}
 
 struct asbp_browse {
     asbp_source *src;       /* borrowed: owned by the context */
@@ -701,7 +665,7 @@ asbp_code asbp_browse_next(asbp_browse *b, int *has_row, asbp_err *err)
         *has_row = 1;
         return ASBP_OK;
     }
-    if (!b->conn || asbp_conn_pid(b->conn) != current_pid()) {
+    if (!b->conn || asbp_conn_pid(b->conn) != asbp_pid()) {
         asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
                      "this query was started by another process (pid %ld): "
                      "its connection cannot be used here",

@@ -14,6 +14,7 @@ struct asbp_cluster {
     int *member_ports;         /* owned */
     size_t nmembers;
     int64_t members_time;
+    unsigned long members_gen;
     asbp_cluster_stats stats;
 };
 
@@ -145,10 +146,12 @@ int asbp_cluster_set_members(asbp_cluster *c, size_t n, const char *const *hosts
     c->member_ports = p;
     c->nmembers = n;
     c->members_time = now_ms;
+    c->members_gen++;
     return 0;
 }
 
 size_t asbp_cluster_member_count(const asbp_cluster *c) { return c ? c->nmembers : 0; }
+unsigned long asbp_cluster_members_gen(const asbp_cluster *c) { return c ? c->members_gen : 0; }
 
 const char *asbp_cluster_member_host(const asbp_cluster *c, size_t i)
 {

@@ -46,6 +46,8 @@ void asbp_cluster_forget_leader(asbp_cluster *c);
 int asbp_cluster_set_members(asbp_cluster *c, size_t n, const char *const *hosts,
                              const int *ports, int64_t now_ms);
 size_t asbp_cluster_member_count(const asbp_cluster *c);
+/* Changes whenever the members last seen change. */
+unsigned long asbp_cluster_members_gen(const asbp_cluster *c);
 const char *asbp_cluster_member_host(const asbp_cluster *c, size_t i);
 int asbp_cluster_member_port(const asbp_cluster *c, size_t i);
 

@@ -1,4 +1,5 @@
 #include "asbp_conn.h"
+#include "asbp_pid.h"
 #include "asbp_buf.h"
 
 #include <ctype.h>
@@ -171,7 +172,7 @@ asbp_code asbp_conn_open(const asbp_connparams *p, const asbp_clock *clk,
     c = calloc(1, sizeof *c);
     if (!c)
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
-    c->pid = getpid();
+    c->pid = asbp_pid();
     c->lg = lg;
     c->label = asbp_strdup(p->label ? p->label : "PostgreSQL");
     if (!c->label) {
@@ -234,7 +235,7 @@ void asbp_conn_free(asbp_conn *c)
     if (!c)
         return;
     if (c->pg) {
-        if (c->pid != getpid()) {
+        if (c->pid != asbp_pid()) {
             /* Another process opened it: make sure PQfinish cannot send its
              * Terminate message (or a TLS close_notify) on the socket we share
              * with the parent.  Pointing the descriptor at /dev/null makes
@@ -265,7 +266,7 @@ void asbp_conn_free(asbp_conn *c)
 
 int asbp_conn_usable(asbp_conn *c)
 {
-    return c && c->pg && !c->broken && c->pid == getpid()
+    return c && c->pg && !c->broken && c->pid == asbp_pid()
         && PQstatus(c->pg) == CONNECTION_OK;
 }
 
@@ -275,20 +276,13 @@ static asbp_code drain_pending(asbp_conn *c, const asbp_clock *clk,
 int asbp_conn_check_idle(asbp_conn *c)
 {
     struct pollfd pfd;
-    asbp_err e;
     if (!asbp_conn_usable(c))
         return 0;
     if (c->pending_sync) {
-        /* Results of a ROLLBACK sent without waiting: read what has
-         * arrived; if they are still in flight, the next pipeline reads
-         * them (an error there is handled like any other). */
-        asbp_err_clear(&e);
-        if (drain_pending(c, NULL, 0, 1, &e) != ASBP_OK) {
-            c->broken = 1;
-            return 0;
-        }
-        if (c->pending_sync)
-            return 1;
+        /* The answer of a ROLLBACK sent without waiting is still to be
+         * read: the next pipeline reads it in its own round trip (a lost
+         * connection shows there, and is handled like any other). */
+        return 1;
     }
     /* An idle connection has nothing to read.  Something readable is the
      * server saying goodbye (a FATAL such as "terminating connection due

@@ -1,4 +1,5 @@
 #include "asbp_ctx.h"
+#include "asbp_pid.h"
 #include "asbp_source.h"
 
 #include <stdlib.h>
@@ -29,7 +30,7 @@ asbp_ctx *asbp_ctx_new(void)
         free(ctx);
         return NULL;
     }
-    ctx->pid = getpid();
+    ctx->pid = asbp_pid();
     ctx->refs = 1;
     ctx->logger.recent = ctx->recent;
     ctx->logger.nrecent = sizeof ctx->recent / sizeof ctx->recent[0];
@@ -81,7 +82,7 @@ int asbp_ctx_take_commit_lost(asbp_ctx *ctx)
 
 void asbp_ctx_check_fork(asbp_ctx *ctx)
 {
-    pid_t me = getpid();
+    pid_t me = asbp_pid();
     if (ctx->pid == me)
         return;
     ASBP_TRACE(&ctx->logger, "pid %ld: forked from %ld, abandoning inherited connections",

@@ -1,4 +1,5 @@
 #include "asbp_pool.h"
+#include "asbp_pid.h"
 #include "asbp_buf.h"
 
 #include <stdlib.h>
@@ -120,7 +121,7 @@ void asbp_pool_drop(asbp_pool *p, const char *key)
 void asbp_pool_after_fork(asbp_pool *p)
 {
     size_t i, j, k;
-    pid_t me = getpid();
+    pid_t me = asbp_pid();
     if (!p)
         return;
     for (i = 0; i < p->nb; i++) {

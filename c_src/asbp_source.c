@@ -34,6 +34,13 @@ struct asbp_source {
     asbp_buf pool_key;         /* scratch: key of the current target */
     struct watch *watches;     /* owned: promotion watches of a failover */
     size_t nwatch;
+    /* The pool key of the current route, kept while the route is the same
+     * (building it on every tie showed in profiles). */
+    char route_host[256];      /* cached leader in the route, "" for none */
+    int route_port;
+    int route_members;         /* use_members when it was built */
+    unsigned long route_gen;   /* members generation when it was built */
+    int route_valid;
 };
 
 /*
@@ -148,14 +155,40 @@ bad:
 
 /* ---- creation --------------------------------------------------------- */
 
+/* The key of an option set: name, length and value of every option (run
+ * for every tie: plain appends, no printf). */
+static void put_len(asbp_buf *b, size_t n)
+{
+    char d[24];
+    int i = (int)sizeof d;
+    do {
+        d[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n && i > 0);
+    asbp_buf_append(b, d + i, sizeof d - (size_t)i);
+}
+
 static void put_field(asbp_buf *b, const char *name, const char *v)
 {
-    asbp_buf_printf(b, "%s=%zu:%s\x1f", name, v ? strlen(v) : (size_t)-1, v ? v : "");
+    asbp_buf_puts(b, name);
+    if (v) {
+        size_t n = strlen(v);
+        asbp_buf_append(b, "=", 1);
+        put_len(b, n);
+        asbp_buf_append(b, ":", 1);
+        asbp_buf_append(b, v, n);
+    } else {
+        asbp_buf_append(b, "!", 1);
+    }
+    asbp_buf_append(b, "\x1f", 1);
 }
 
 static void put_num(asbp_buf *b, const char *name, long long v)
 {
-    asbp_buf_printf(b, "%s=%lld\x1f", name, v);
+    asbp_buf_puts(b, name);
+    asbp_buf_append(b, v < 0 ? "=-" : "=", v < 0 ? 2 : 1);
+    put_len(b, (size_t)(v < 0 ? -v : v));
+    asbp_buf_append(b, "\x1f", 1);
 }
 
 static int64_t dflt(int64_t v, int64_t d) { return v > 0 ? v : d; }
@@ -509,12 +542,33 @@ asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
     asbp_code rc;
     int64_t now, dl;
 
+    const char *lh = NULL;
+    int lp = 0;
+
     *out = NULL;
     asbp_ctx_check_fork(s->ctx);
+    if (!s->nurls
+        || !asbp_cluster_leader(s->cluster, asbp_ctx_now(s->ctx), s->p_ttl_ms, &lh, &lp, NULL))
+        lh = NULL;
+    if (s->route_valid && s->route_members == s->use_members
+        && s->route_gen == asbp_cluster_members_gen(s->cluster)
+        && (lh ? (s->route_port == lp && strcmp(s->route_host, lh) == 0) : !s->route_host[0])) {
+        /* Same route as last time: its pool key is still right. */
+        c = asbp_pool_checkout(asbp_ctx_pool(s->ctx), s->pool_key.data);
+        if (c) {
+            *out = c;
+            return ASBP_OK;
+        }
+    }
     if (build_target(s, &t) < 0) {
         target_free(&t);
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
     }
+    snprintf(s->route_host, sizeof s->route_host, "%s", lh ? lh : "");
+    s->route_port = lp;
+    s->route_members = s->use_members;
+    s->route_gen = asbp_cluster_members_gen(s->cluster);
+    s->route_valid = 1;
     c = asbp_pool_checkout(asbp_ctx_pool(s->ctx), s->pool_key.data);
     if (c) {
         target_free(&t);

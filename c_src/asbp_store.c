@@ -1,4 +1,5 @@
 #include "asbp_store.h"
+#include "asbp_pid.h"
 #include "asbp_buf.h"
 
 #include <stdlib.h>
@@ -87,7 +88,7 @@ static void drop_conn(asbp_store *st)
  */
 static void fork_guard(asbp_store *st)
 {
-    if (st->conn && asbp_conn_pid(st->conn) != getpid()) {
+    if (st->conn && asbp_conn_pid(st->conn) != asbp_pid()) {
         drop_conn(st);
         journal_clear(st);
     }
