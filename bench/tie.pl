@@ -91,10 +91,12 @@ printf "session size: %d bytes of JSON, %d keys\n", length $sample_json, scalar 
 
 
 # Pre-filled rows are handed out in disjoint ranges: reads and updates use
-# 1000 rows, deletes consume rows nobody else uses.
+# 1000 rows of their own per contender (the floor writes a fixed JSON that
+# is not the row's own session: its rows must not be read back by the
+# modules), deletes consume rows nobody else uses.
 my $next_row = 1;
 sub rows_for { my ($n) = @_; my $first = $next_row; $next_row += $n; die "not enough pre-filled rows (--rows)\n" if $next_row > $o{rows}; $first }
-my $hot = rows_for(1000);
+my %hot = map { $_ => rows_for(1000) } qw(Apache::Session::Browseable::Patroni Apache::Session::Browseable::PgJSON floor);
 sub rowid { sprintf '%064x', $_[0] }
 
 # One operation through tie, as LL::NG performs it, for $secs seconds.
@@ -102,7 +104,7 @@ sub bench_class {
     my ( $class, $op, $secs ) = @_;
     my $data = session_data(7);
     my $limit = int( $secs * 3000 );
-    my $first = $op eq 'delete' ? rows_for($limit) : $hot;
+    my $first = $op eq 'delete' ? rows_for($limit) : $hot{$class};
     my ( $t0, $n ) = ( time, 0 );
     while ( time - $t0 < $secs && $n < $limit ) {
         if ( $op eq 'create' ) {
@@ -144,7 +146,7 @@ my $conninfo = sprintf "host=127.0.0.1 port=%d dbname=%s user=%s password=%s",
 sub bench_floor {
     my ( $op, $secs ) = @_;
     my $limit = int( $secs * 3000 );
-    my $first = $op eq 'delete' ? rows_for($limit) : $hot;
+    my $first = $op eq 'delete' ? rows_for($limit) : $hot{floor};
     my $out = `$dir/floor '$conninfo' sessions $jf $secs $op $first $limit`;
     return $out =~ /^\w+ ([\d.]+)/ ? $1 : die "floor failed: $out\n";
 }

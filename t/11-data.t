@@ -83,4 +83,20 @@ is( $got->{'a.b'},    2, 'dotted key' );
 is( $got->{"qu'ote"}, 3, 'quote in key' );
 is( $got->{''},       4, 'empty key' );
 
+# A row written by other means, without _session_id in its JSON: it reads,
+# and it saves (the id it was read by is kept).
+{
+    my $id = 'ab' x 32;
+    $pg->psql(qq{INSERT INTO sessions VALUES ('$id', '{"uid":"imported"}')});
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    tie my %s, $C, $id, $args;
+    is( $s{uid}, 'imported', 'a row without _session_id reads' );
+    is( $s{_session_id}, $id, 'and has its id' );
+    $s{mail} = 'x@y';
+    untie %s;
+    is( join( '', @w ), '', 'saves without a warning' );
+    is( $pg->psql("SELECT a_session->>'mail' FROM sessions WHERE id = '$id'"), 'x@y', 'the change is stored' );
+}
+
 done_testing;

@@ -253,6 +253,16 @@ static asbp_store *store_of(pTHX_ SV *self, SV *session)
     return st;
 }
 
+/* A problem with the session object itself: croaks, or from a destructor
+ * prints it (see report_err) and returns. */
+static void report_msg(pTHX_ const char *msg)
+{
+    asbp_err e;
+    asbp_err_clear(&e);
+    asbp_err_set(&e, ASBP_E_USAGE, ASBP_EC_REPORT, "%s", msg);
+    report_err(aTHX_ &e);
+}
+
 static const char *session_id(pTHX_ SV *session)
 {
     HV *sess = hash_arg(aTHX_ session, "the session");
@@ -260,14 +270,20 @@ static const char *session_id(pTHX_ SV *session)
     SV **id;
     STRLEN len;
     const char *p;
-    if (!data || !SvROK(*data) || SvTYPE(SvRV(*data)) != SVt_PVHV)
-        croak("%s: the session has no data", LOG_PREFIX);
+    if (!data || !SvROK(*data) || SvTYPE(SvRV(*data)) != SVt_PVHV) {
+        report_msg(aTHX_ "the session has no data: not saved");
+        return NULL;
+    }
     id = hv_fetchs((HV *)SvRV(*data), "_session_id", 0);
-    if (!id || !SvOK(*id))
-        croak("%s: the session has no _session_id", LOG_PREFIX);
+    if (!id || !SvOK(*id)) {
+        report_msg(aTHX_ "the session has no _session_id: not saved");
+        return NULL;
+    }
     p = SvPV(*id, len);
-    if (len == 0 || strlen(p) != len)
-        croak("%s: invalid session id", LOG_PREFIX);
+    if (len == 0 || strlen(p) != len) {
+        report_msg(aTHX_ "invalid session id: not saved");
+        return NULL;
+    }
     return p;
 }
 
@@ -277,8 +293,10 @@ static const char *session_serialized(pTHX_ SV *session)
     SV **s = hv_fetchs(sess, "serialized", 0);
     STRLEN len;
     const char *p;
-    if (!s || !SvOK(*s))
-        croak("%s: the session was not serialized", LOG_PREFIX);
+    if (!s || !SvOK(*s)) {
+        report_msg(aTHX_ "the session was not serialized: not saved");
+        return NULL;
+    }
     /* Characters to UTF-8 bytes (upgrading a Latin-1 string if needed),
      * on a copy: the caller's value is left as it is. */
     if (!SvUTF8(*s)) {
@@ -287,8 +305,10 @@ static const char *session_serialized(pTHX_ SV *session)
     } else {
         p = SvPV(*s, len);
     }
-    if (strlen(p) != len)
-        croak("%s: session data contains a NUL character", LOG_PREFIX);
+    if (strlen(p) != len) {
+        report_msg(aTHX_ "session data contains a NUL character: not saved");
+        return NULL;
+    }
     return p;
 }
 
@@ -1012,9 +1032,11 @@ CODE:
 {
     asbp_store *st = store_of(aTHX_ self, session);
     const char *id = session_id(aTHX_ session);
-    const char *data = session_serialized(aTHX_ session);
+    const char *data = id ? session_serialized(aTHX_ session) : NULL;
     asbp_err e;
     asbp_code rc;
+    if (!id || !data)
+        XSRETURN_EMPTY;
     asbp_err_clear(&e);
     rc = ix == 0 ? asbp_store_insert(st, id, data, &e)
                  : asbp_store_update(st, id, data, &e);
@@ -1033,6 +1055,8 @@ CODE:
     const char *data;
     size_t len;
     asbp_err e;
+    if (!id)
+        XSRETURN_EMPTY;
     asbp_err_clear(&e);
     if (asbp_store_materialize(st, id, &data, &len, &e) != ASBP_OK)
         croak_err(aTHX_ &e);
@@ -1049,6 +1073,8 @@ CODE:
     asbp_store *st = store_of(aTHX_ self, session);
     const char *id = session_id(aTHX_ session);
     asbp_err e;
+    if (!id)
+        XSRETURN_EMPTY;
     asbp_err_clear(&e);
     if (asbp_store_remove(st, id, &e) != ASBP_OK)
         report_err(aTHX_ &e);

@@ -68,6 +68,10 @@ sub unserialize {
     my $session = shift;
     my $data = eval { $JSON->decode( $session->{serialized} ) };
     die "Session could not be unserialized\n" unless defined $data;
+    # A row written by other means may lack its id: keep the one it was
+    # read by, or the session could not be saved again.
+    $data->{_session_id} //= $session->{data}{_session_id}
+      if ref $data eq 'HASH' and ref $session->{data} eq 'HASH';
     $session->{data} = $data;
 }
 
