@@ -5,8 +5,8 @@
 # expression indexes, pre-filled with LL::NG-like sessions), plus the floor:
 # the same statements through raw libpq from bench/floor.c.
 #
-#   perl Makefile.PL && make && perl bench/tie.pl [--runs 3] [--seconds 3]
-#        [--rows 90000] [--auth trust|scram-sha-256]
+#   perl Makefile.PL && make && perl bench/tie.pl [--runs 3] [--seconds 4]
+#        [--rows 120000] [--auth trust|scram-sha-256]
 #
 # Each operation is measured for ours, the floor and PgJSON back to back
 # (the order rotates between runs), so that the machine's drift (WAL flush
@@ -27,7 +27,7 @@ use Time::HiRes qw(time);
 use PgServer;
 use Apache::Session::Browseable::Patroni;
 
-my %o = ( runs => 3, seconds => 3, rows => 90000, auth => 'trust' );
+my %o = ( runs => 3, seconds => 4, rows => 120000, auth => 'trust' );
 GetOptions( \%o, 'runs=i', 'seconds=f', 'rows=i', 'auth=s' ) or die "bad options\n";
 $| = 1;
 
@@ -100,10 +100,11 @@ my %hot = map { $_ => rows_for(1000) } qw(Apache::Session::Browseable::Patroni A
 sub rowid { sprintf '%064x', $_[0] }
 
 # One operation through tie, as LL::NG performs it, for $secs seconds.
+# Returns (operations, seconds).
 sub bench_class {
     my ( $class, $op, $secs ) = @_;
     my $data = session_data(7);
-    my $limit = int( $secs * 3000 );
+    my $limit = int( $secs * 3000 ) + 10;
     my $first = $op eq 'delete' ? rows_for($limit) : $hot{$class};
     my ( $t0, $n ) = ( time, 0 );
     while ( time - $t0 < $secs && $n < $limit ) {
@@ -129,7 +130,7 @@ sub bench_class {
         }
         $n++;
     }
-    return $n / ( time - $t0 );
+    return ( $n, time - $t0 );
 }
 
 # The floor program.
@@ -145,10 +146,11 @@ my $conninfo = sprintf "host=127.0.0.1 port=%d dbname=%s user=%s password=%s",
 
 sub bench_floor {
     my ( $op, $secs ) = @_;
-    my $limit = int( $secs * 3000 );
+    my $limit = int( $secs * 3000 ) + 10;
     my $first = $op eq 'delete' ? rows_for($limit) : $hot{floor};
     my $out = `$dir/floor '$conninfo' sessions $jf $secs $op $first $limit`;
-    return $out =~ /^\w+ ([\d.]+)/ ? $1 : die "floor failed: $out\n";
+    my $rate = $out =~ /^\w+ ([\d.]+)/ ? $1 : die "floor failed: $out\n";
+    return ( $rate * $secs, $secs );
 }
 
 my @ops = qw(create read update delete);
@@ -158,13 +160,25 @@ my %run = (
     pgjson => sub { bench_class( 'Apache::Session::Browseable::PgJSON',  @_ ) },
     floor  => \&bench_floor,
 );
+# Each measurement is cut into slices that alternate between the
+# contenders, so that slow drifts of the machine (the time a WAL flush takes
+# varies a lot on a small VM) hit them alike.
+my $SLICES = 6;
 my @runs;
 for my $r ( 1 .. $o{runs} ) {
     my %res;
     for my $op (@ops) {
-        my @order = @who;
-        push @order, shift @order for 1 .. ( $r - 1 ) % @who;    # rotate
-        $res{$_}{$op} = $run{$_}->( $op, $o{seconds} ) for @order;
+        my ( %n, %t );
+        for my $slice ( 1 .. $SLICES ) {
+            my @order = @who;
+            push @order, shift @order for 1 .. ( $r + $slice ) % @who;    # rotate
+            for (@order) {
+                my ( $n, $t ) = $run{$_}->( $op, $o{seconds} / $SLICES );
+                $n{$_} += $n;
+                $t{$_} += $t;
+            }
+        }
+        $res{$_}{$op} = $n{$_} / $t{$_} for @who;
     }
     push @runs, \%res;
     print_table( "run $r", \%res );
