@@ -13,6 +13,7 @@
 #include "ppport.h"
 
 #include <string.h>
+#include <sys/time.h>
 #include <curl/curl.h>
 
 #include "asbp_browse.h"
@@ -40,8 +41,16 @@ static void xs_log(void *ud, asbp_log_level level, const char *msg)
     dTHX;
     static const char *const names[] = { "error", "warning", "info", "trace" };
     PERL_UNUSED_ARG(ud);
-    PerlIO_printf(PerlIO_stderr(), "%s[%ld] %s: %s\n", LOG_PREFIX,
-                  (long)getpid(), names[level <= ASBP_LOG_TRACE ? level : 0], msg);
+    if (level == ASBP_LOG_TRACE) {
+        /* traces carry the wall-clock time, to follow a failover */
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        PerlIO_printf(PerlIO_stderr(), "%s[%ld] %ld.%06ld trace: %s\n", LOG_PREFIX,
+                      (long)getpid(), (long)tv.tv_sec, (long)tv.tv_usec, msg);
+    } else {
+        PerlIO_printf(PerlIO_stderr(), "%s[%ld] %s: %s\n", LOG_PREFIX,
+                      (long)getpid(), names[level <= ASBP_LOG_TRACE ? level : 0], msg);
+    }
     PerlIO_flush(PerlIO_stderr());
 }
 
