@@ -164,6 +164,10 @@ sub stop {
     waitpid $pid, 0;
 }
 
+# A thread's copy of a server object must not stop the server when the
+# thread ends: objects of this class are not cloned into threads.
+sub CLONE_SKIP { 1 }
+
 sub DESTROY { $_[0]->stop }
 
 END {

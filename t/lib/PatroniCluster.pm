@@ -754,6 +754,10 @@ sub _keep_message {
     return $s;
 }
 
+# A thread's copy of a server object must not stop the server when the
+# thread ends: objects of this class are not cloned into threads.
+sub CLONE_SKIP { 1 }
+
 sub DESTROY {
     my ($self) = @_;
     local ($@, $!, $?);

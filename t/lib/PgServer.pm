@@ -188,6 +188,10 @@ sub postmaster_pid {
     return $pid && $pid =~ /^\d+$/ ? $pid : undef;
 }
 
+# A thread's copy of a server object must not stop the server when the
+# thread ends: objects of this class are not cloned into threads.
+sub CLONE_SKIP { 1 }
+
 sub DESTROY { $_[0]->cleanup }
 
 sub cleanup {
