@@ -14,6 +14,7 @@ package LeakCheck;
 
 use strict;
 use warnings;
+use ToolCheck;
 
 sub rss_kb {
     open my $fh, '<', '/proc/self/status' or return undef;
@@ -23,14 +24,7 @@ sub rss_kb {
     return undef;
 }
 
-sub tool {
-    open my $fh, '<', '/proc/self/maps' or return undef;
-    while (<$fh>) {
-        return 'AddressSanitizer' if m{/libasan\.so};
-        return 'valgrind'         if m{/vgpreload_};
-    }
-    return undef;
-}
+sub tool { ToolCheck::tool() }
 
 sub cycles {
     my ($n) = @_;
