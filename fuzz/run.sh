@@ -26,6 +26,8 @@ for t in $TARGETS; do
   bin=fuzz/bin/fuzz_$t
   if [ ! -x "$bin" ]; then stale=1; continue; fi
   for src in fuzz/*.c fuzz/*.h c_src/*.c c_src/*.h; do
+    # -nt: not POSIX, but in dash and bash (every /bin/sh of Debian).
+    # shellcheck disable=SC3013
     if [ "$src" -nt "$bin" ]; then stale=1; fi
   done
 done
