@@ -48,15 +48,72 @@ static const char *skip_prefix(const char *s)
     return p + 1;
 }
 
-char *asbp_dsn_mask(const char *src, char *buf, size_t n)
+/*
+ * One key=value pair at p, as written: the key (key characters), optional
+ * blanks, '=', optional blanks, and the value (single-quoted, with \' and
+ * \\ escapes, or up to the next separator).  Returns 1 and fills *ps, or
+ * 0 (no key or no '=') or -1 (unterminated quoted value).  The parser and
+ * the mask both read pairs through this function, so the mask hides
+ * exactly the values the parser takes for passwords.
+ */
+typedef struct pair_span {
+    const char *key;     /* key as written */
+    size_t klen;
+    const char *val;     /* value as written, quotes included */
+    size_t vlen;
+    int quoted;
+    const char *end;     /* just after the value */
+} pair_span;
+
+static int scan_pair(const char *p, pair_span *ps)
 {
-    asbp_buf out = ASBP_BUF_INIT;
-    const char *p = src ? src : "";
-    if (!n)
-        return buf;
+    ps->key = p;
+    while (is_keychar(*p))
+        p++;
+    ps->klen = (size_t)(p - ps->key);
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (ps->klen == 0 || *p != '=')
+        return 0;
+    p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    ps->val = p;
+    ps->quoted = *p == '\'';
+    if (ps->quoted) {
+        p++;
+        while (*p && *p != '\'') {
+            if (*p == '\\' && p[1])
+                p++;
+            p++;
+        }
+        if (*p != '\'')
+            return -1;
+        p++;
+    } else {
+        while (*p && !is_sep(*p))
+            p++;
+    }
+    ps->vlen = (size_t)(p - ps->val);
+    ps->end = p;
+    return 1;
+}
+
+static int is_password_key(const pair_span *ps)
+{
+    return ps->klen == 8 && strncasecmp(ps->key, "password", 8) == 0;
+}
+
+/*
+ * Text that is not a valid DataSource (from start on): hides the value
+ * after every "password=" that begins where a key could (the start, after
+ * a separator, a ':' or a closing quote).  When in doubt, masks too much.
+ */
+static void mask_loose(const char *start, asbp_buf *out)
+{
+    const char *p = start;
     while (*p) {
-        /* A key "password" followed by optional spaces and '='. */
-        if ((p == src || is_sep(p[-1]) || p[-1] == ':')
+        if ((p == start || is_sep(p[-1]) || p[-1] == ':' || p[-1] == '\'')
             && strncasecmp(p, "password", 8) == 0) {
             const char *q = p + 8;
             while (*q == ' ' || *q == '\t')
@@ -78,14 +135,49 @@ char *asbp_dsn_mask(const char *src, char *buf, size_t n)
                     while (*q && !is_sep(*q))
                         q++;
                 }
-                asbp_buf_puts(&out, "password=***");
+                asbp_buf_puts(out, "password=***");
                 p = q;
                 continue;
             }
         }
-        asbp_buf_append(&out, p, 1);
+        asbp_buf_append(out, p, 1);
         p++;
     }
+}
+
+char *asbp_dsn_mask(const char *src, char *buf, size_t n)
+{
+    asbp_buf out = ASBP_BUF_INIT;
+    const char *p = src ? src : "";
+    const char *rest;
+    if (!n)
+        return buf;
+    /* Pairs read as the parser reads them, as long as they parse; the
+     * rest (a syntax error) is masked loosely. */
+    rest = skip_prefix(p);
+    if (rest) {
+        asbp_buf_append(&out, p, (size_t)(rest - p));
+        p = rest;
+        for (;;) {
+            pair_span ps;
+            const char *s0 = p;
+            while (is_sep(*p))
+                p++;
+            asbp_buf_append(&out, s0, (size_t)(p - s0));
+            if (!*p || scan_pair(p, &ps) <= 0)
+                break;
+            if (is_password_key(&ps)) {
+                asbp_buf_puts(&out, "password=***");
+                /* 'quoted'key=v: keep the next key apart from the mask. */
+                if (*ps.end && !is_sep(*ps.end))
+                    asbp_buf_puts(&out, " ");
+            } else {
+                asbp_buf_append(&out, ps.key, (size_t)(ps.end - ps.key));
+            }
+            p = ps.end;
+        }
+    }
+    mask_loose(p, &out);
     if (out.data) {
         size_t len = out.len < n - 1 ? out.len : n - 1;
         memcpy(buf, out.data, len);
@@ -152,61 +244,48 @@ asbp_code asbp_dsn_parse(const char *ds, asbp_dsn **out, asbp_err *err)
         goto nomem;
 
     for (;;) {
-        const char *ks;
-        size_t klen, i;
+        pair_span ps;
+        const char *v;
+        size_t i;
         char *key;
+        int r;
         asbp_buf val = ASBP_BUF_INIT;
 
         while (is_sep(*p))
             p++;
         if (!*p)
             break;
-        ks = p;
-        while (is_keychar(*p))
-            p++;
-        klen = (size_t)(p - ks);
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (klen == 0 || *p != '=') {
+        r = scan_pair(p, &ps);
+        if (r == 0) {
             asbp_dsn_free(d);
             return asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
                                 "Invalid DataSource '%s': expected key=value "
                                 "at character %u", shown,
-                                (unsigned)(ks - ds) + 1);
+                                (unsigned)(p - ds) + 1);
         }
-        p++;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '\'') {
-            p++;
-            while (*p && *p != '\'') {
-                if (*p == '\\' && p[1])
-                    p++;
-                if (asbp_buf_append(&val, p, 1) < 0)
+        if (r < 0) {
+            asbp_dsn_free(d);
+            return asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
+                                "Invalid DataSource '%s': unterminated "
+                                "quoted value", shown);
+        }
+        p = ps.end;
+        if (ps.quoted) {
+            for (v = ps.val + 1; v < ps.end - 1; v++) {
+                if (*v == '\\' && v + 1 < ps.end - 1)
+                    v++;
+                if (asbp_buf_append(&val, v, 1) < 0)
                     goto nomem_val;
-                p++;
             }
-            if (*p != '\'') {
-                asbp_buf_free(&val);
-                asbp_dsn_free(d);
-                return asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
-                                    "Invalid DataSource '%s': unterminated "
-                                    "quoted value", shown);
-            }
-            p++;
-        } else {
-            const char *vs = p;
-            while (*p && !is_sep(*p))
-                p++;
-            if (asbp_buf_append(&val, vs, (size_t)(p - vs)) < 0)
-                goto nomem_val;
+        } else if (asbp_buf_append(&val, ps.val, ps.vlen) < 0) {
+            goto nomem_val;
         }
-        key = malloc(klen + 1);
+        key = malloc(ps.klen + 1);
         if (!key)
             goto nomem_val;
-        for (i = 0; i < klen; i++)
-            key[i] = (char)tolower((unsigned char)ks[i]);
-        key[klen] = '\0';
+        for (i = 0; i < ps.klen; i++)
+            key[i] = (char)tolower((unsigned char)ps.key[i]);
+        key[ps.klen] = '\0';
         if (!strcmp(key, "db") || !strcmp(key, "database")) {
             free(key);
             key = asbp_strdup("dbname");

@@ -201,7 +201,9 @@ static char *nonempty_dup(const char *s)
 static int split_urls(asbp_source *s, const char *list)
 {
     const char *p = list;
-    while (p && *p) {
+    if (!p)
+        return 0;
+    while (*p) {
         const char *e;
         while (*p == ',' || isspace((unsigned char)*p))
             p++;

@@ -418,7 +418,7 @@ asbp_code asbp_store_remove(asbp_store *st, const char *id, asbp_err *err)
 
 asbp_code asbp_store_close(asbp_store *st, asbp_err *err)
 {
-    asbp_code rc = ASBP_OK;
+    asbp_code rc;
     fork_guard(st);
     PQclear(st->last);
     st->last = NULL;

@@ -103,6 +103,22 @@ int main(void)
     is_str(buf, "dbi:Pg:password=***", "mask right after the prefix");
     asbp_dsn_mask("dbi:Pg:mypassword=abc", buf, sizeof buf);
     is_str(buf, "dbi:Pg:mypassword=abc", "a key merely ending in password is not touched");
+    /* The mask reads pairs as the parser does (found by fuzz/fuzz_dsn.c). */
+    d = parse_ok("dbi:Pg:dbname='a'password=s3cret");
+    is_str(asbp_dsn_get(d, "password"), "s3cret", "a key right after a quoted value");
+    is_str(asbp_dsn_display(d), "dbi:Pg:dbname='a'password=***",
+           "display masks a password right after a quoted value");
+    asbp_dsn_free(d);
+    d = parse_ok("dbi:Pg:application_name='x password=y'password='s3;cret'");
+    is_str(asbp_dsn_get(d, "password"), "s3;cret", "quoted password after a look-alike");
+    unlike_str(asbp_dsn_display(d), "cret", "no part of it in the display");
+    like_str(asbp_dsn_display(d), "application_name='x password=y'",
+             "a quoted value that looks like a password is shown as is");
+    asbp_dsn_free(d);
+    d = parse_ok("dbi:Pg:password='p w'host=h");
+    is_str(asbp_dsn_display(d), "dbi:Pg:password=*** host=h",
+           "display keeps the next key apart from the mask");
+    asbp_dsn_free(d);
     asbp_dsn_mask("dbi:Pg:password=abcdefgh", buf, 10);
     is_int(strlen(buf), 9, "mask truncates to the buffer");
     return tap_done();
