@@ -6,8 +6,6 @@
 # is measured after a warm-up and at the end; bound and reasoning as in
 # t/80-leak-tie.t (1 MB over 9,000 measured cycles; a lost decoded
 # session, PGresult or error record per search would exceed it).
-#
-# The browse class methods are being merged: until then this test skips.
 use strict;
 use warnings;
 use Test::More;
@@ -15,9 +13,6 @@ use lib 't/lib';
 use Apache::Session::Browseable::Patroni;
 
 my $C = 'Apache::Session::Browseable::Patroni';
-plan skip_all => "$C->searchOn is not there yet (browse methods not merged); "
-  . 'this test becomes mandatory once they are'
-  unless $C->can('searchOn');
 
 require PgServer;
 require LeakCheck;
