@@ -123,6 +123,15 @@ int asbp_cluster_set_members(asbp_cluster *c, size_t n, const char *const *hosts
     size_t i;
     if (n == 0)
         return 0;   /* an empty list teaches nothing: keep the last one */
+    if (n == c->nmembers) {
+        int same = 1;
+        for (i = 0; i < n && same; i++)
+            same = c->member_ports[i] == ports[i] && strcmp(c->member_hosts[i], hosts[i]) == 0;
+        if (same) {
+            c->members_time = now_ms;
+            return 0;   /* unchanged: same generation */
+        }
+    }
     h = calloc(n, sizeof *h);
     p = calloc(n, sizeof *p);
     if (!h || !p) {

@@ -161,9 +161,9 @@ static asbp_code connect_error(asbp_conn *c, asbp_err *err)
     return ASBP_E_CONNECT;
 }
 
-asbp_code asbp_conn_open(const asbp_connparams *p, const asbp_clock *clk,
-                         int64_t deadline_ms, const asbp_logger *lg,
-                         asbp_conn **out, asbp_err *err)
+/* Starts a connection (PQconnectStartParams).  On error *out is NULL. */
+static asbp_code conn_start(const asbp_connparams *p, const asbp_logger *lg,
+                            asbp_conn **out, asbp_err *err)
 {
     asbp_conn *c;
     asbp_code rc;
@@ -190,9 +190,39 @@ asbp_code asbp_conn_open(const asbp_connparams *p, const asbp_clock *clk,
     PQsetErrorVerbosity(c->pg, PQERRORS_VERBOSE);
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         rc = connect_error(c, err);
+        ASBP_TRACE(lg, "pid %ld: connect failed: %s", (long)c->pid, err->msg);
         asbp_conn_free(c);
         return rc;
     }
+    *out = c;
+    return ASBP_OK;
+}
+
+/* The connection is established: final settings. */
+static asbp_code conn_finish(asbp_conn *c, asbp_err *err)
+{
+    PQsetErrorVerbosity(c->pg, PQERRORS_DEFAULT);
+    if (PQsetnonblocking(c->pg, 1) != 0)
+        return asbp_err_set(err, ASBP_E_CONNECT, ASBP_EC_FAILOVER,
+                            "cannot connect to %s: cannot make the socket non-blocking",
+                            c->label);
+    snprintf(c->server, sizeof c->server, "%s:%s",
+             PQhost(c->pg) ? PQhost(c->pg) : "?", PQport(c->pg) ? PQport(c->pg) : "?");
+    ASBP_TRACE(c->lg, "pid %ld: connected to %s (%s)", (long)c->pid, c->server, c->label);
+    return ASBP_OK;
+}
+
+asbp_code asbp_conn_open(const asbp_connparams *p, const asbp_clock *clk,
+                         int64_t deadline_ms, const asbp_logger *lg,
+                         asbp_conn **out, asbp_err *err)
+{
+    asbp_conn *c;
+    asbp_code rc;
+
+    *out = NULL;
+    rc = conn_start(p, lg, &c, err);
+    if (rc)
+        return rc;
     for (;;) {
         PostgresPollingStatusType st = PQconnectPoll(c->pg);
         int w;
@@ -210,23 +240,88 @@ asbp_code asbp_conn_open(const asbp_connparams *p, const asbp_clock *clk,
             asbp_err_set(err, w == 0 ? ASBP_E_TIMEOUT : ASBP_E_CONNECT,
                          ASBP_EC_FAILOVER, "cannot connect to %s: %s",
                          c->label, w == 0 ? "timeout expired" : strerror(errno));
+            ASBP_TRACE(lg, "pid %ld: connect failed: %s", (long)c->pid, err->msg);
             asbp_conn_free(c);
             return err->code;
         }
     }
-    PQsetErrorVerbosity(c->pg, PQERRORS_DEFAULT);
-    if (PQsetnonblocking(c->pg, 1) != 0) {
-        asbp_err_set(err, ASBP_E_CONNECT, ASBP_EC_FAILOVER,
-                     "cannot connect to %s: cannot make the socket non-blocking",
-                     c->label);
+    rc = conn_finish(c, err);
+    if (rc) {
         asbp_conn_free(c);
-        return ASBP_E_CONNECT;
+        return rc;
     }
-    snprintf(c->server, sizeof c->server, "%s:%s",
-             PQhost(c->pg) ? PQhost(c->pg) : "?", PQport(c->pg) ? PQport(c->pg) : "?");
-    ASBP_TRACE(lg, "pid %ld: connected to %s (%s)", (long)c->pid, c->server, c->label);
     *out = c;
     return ASBP_OK;
+}
+
+void asbp_conn_open_many(const asbp_connparams *p, size_t n, const asbp_clock *clk,
+                         int64_t deadline_ms, const asbp_logger *lg, asbp_conn **out)
+{
+    enum { MAXN = 64 };
+    struct pollfd pfd[MAXN];
+    PostgresPollingStatusType st[MAXN];
+    size_t i, k, pending = 0;
+    asbp_err e;
+
+    if (n > MAXN)
+        n = MAXN;
+    for (i = 0; i < n; i++) {
+        asbp_err_clear(&e);
+        out[i] = NULL;
+        st[i] = PGRES_POLLING_FAILED;
+        if (p[i].keys && conn_start(&p[i], lg, &out[i], &e) == ASBP_OK) {
+            st[i] = PGRES_POLLING_WRITING;   /* what PQconnectStart wants first */
+            pending++;
+        }
+    }
+    while (pending) {
+        int64_t left = deadline_ms - asbp_clock_now_ms(clk);
+        int rc;
+        size_t map[MAXN];
+        if (left <= 0)
+            break;
+        for (i = k = 0; i < n; i++) {
+            if (!out[i] || st[i] == PGRES_POLLING_OK || st[i] == PGRES_POLLING_FAILED)
+                continue;
+            pfd[k].fd = PQsocket(out[i]->pg);
+            pfd[k].events = (short)(st[i] == PGRES_POLLING_READING ? POLLIN : POLLOUT);
+            pfd[k].revents = 0;
+            map[k++] = i;
+        }
+        rc = poll(pfd, (nfds_t)k, left > 1000 ? 1000 : (int)left);
+        if (rc < 0 && errno != EINTR)
+            break;
+        for (i = 0; rc > 0 && i < k; i++) {
+            size_t j = map[i];
+            if (!pfd[i].revents)
+                continue;
+            st[j] = PQconnectPoll(out[j]->pg);
+            if (st[j] == PGRES_POLLING_OK) {
+                asbp_err_clear(&e);
+                if (conn_finish(out[j], &e) != ASBP_OK) {
+                    asbp_conn_free(out[j]);
+                    out[j] = NULL;
+                }
+                pending--;
+            } else if (st[j] == PGRES_POLLING_FAILED) {
+                asbp_err_clear(&e);
+                connect_error(out[j], &e);
+                ASBP_TRACE(lg, "pid %ld: connect failed: %s", (long)asbp_pid(), e.msg);
+                asbp_conn_free(out[j]);
+                out[j] = NULL;
+                pending--;
+            }
+        }
+    }
+    /* Whatever is not established by the deadline is given up. */
+    for (i = 0; i < n; i++) {
+        if (out[i] && st[i] != PGRES_POLLING_OK) {
+            ASBP_TRACE(lg, "pid %ld: connect to %s: no answer before the deadline",
+                       (long)asbp_pid(), out[i]->label);
+            asbp_conn_free(out[i]);
+            out[i] = NULL;
+        }
+    }
 }
 
 void asbp_conn_free(asbp_conn *c)

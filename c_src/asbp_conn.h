@@ -36,6 +36,13 @@ asbp_code asbp_conn_open(const asbp_connparams *p, const asbp_clock *clk,
                          int64_t deadline_ms, const asbp_logger *lg,
                          asbp_conn **out, asbp_err *err);
 
+/*
+ * Opens n connections at once (all started, then polled together) until
+ * the deadline: out[i] is the connection or NULL when it failed.
+ */
+void asbp_conn_open_many(const asbp_connparams *p, size_t n, const asbp_clock *clk,
+                         int64_t deadline_ms, const asbp_logger *lg, asbp_conn **out);
+
 /* Accepts NULL.  Abandons (see above) a connection of another process. */
 void asbp_conn_free(asbp_conn *c);
 

@@ -34,6 +34,7 @@ struct asbp_source {
     asbp_buf pool_key;         /* scratch: key of the current target */
     struct watch *watches;     /* owned: promotion watches of a failover */
     size_t nwatch;
+    unsigned long watch_gen;   /* members generation the watches were made for */
     /* The pool key of the current route, kept while the route is the same
      * (building it on every tie showed in profiles). */
     char route_host[256];      /* cached leader in the route, "" for none */
@@ -614,46 +615,59 @@ static void watches_close(asbp_source *s)
     s->nwatch = 0;
 }
 
-/* Opens (once per failover) a plain connection to every member last seen. */
+/*
+ * Opens (once per failover) a plain connection to every member last seen,
+ * all at once, for at most 500 ms (not bounded by the caller's backoff: a
+ * watch must outlive one wait to be of any use).
+ */
 static void watches_open(asbp_source *s, int64_t until_ms)
 {
+    enum { MAXW = 16 };
     size_t i, n = asbp_cluster_member_count(s->cluster);
+    target t[MAXW];
+    asbp_connparams p[MAXW];
+    asbp_conn *c[MAXW];
+    char pbuf[MAXW][16];
+    int64_t dl;
+
+    (void)until_ms;
+    if (s->nwatch && s->watch_gen != asbp_cluster_members_gen(s->cluster))
+        watches_close(s);     /* the members changed since */
     if (s->nwatch || !n)
         return;
+    if (n > MAXW)
+        n = MAXW;
     s->watches = calloc(n, sizeof *s->watches);
     if (!s->watches)
         return;
     s->nwatch = n;
+    s->watch_gen = asbp_cluster_members_gen(s->cluster);
     for (i = 0; i < n; i++) {
         watch *w = &s->watches[i];
-        target t;
-        asbp_connparams p;
-        asbp_err e;
-        char pbuf[16];
-        int64_t dl = asbp_ctx_now(s->ctx) + 250;
         snprintf(w->host, sizeof w->host, "%s", asbp_cluster_member_host(s->cluster, i));
         w->port = asbp_cluster_member_port(s->cluster, i);
-        if (dl > until_ms)
-            dl = until_ms;
-        if (build_target(s, &t) < 0) {
-            target_free(&t);
-            w->dead = 1;
+        if (build_target(s, &t[i]) < 0) {
+            /* as if it could not connect */
+            p[i].keys = NULL;
             continue;
         }
-        snprintf(pbuf, sizeof pbuf, "%d", w->port);
-        add(&t, "host", w->host);
-        add(&t, "port", pbuf);
-        add(&t, "hostaddr", "");
-        add(&t, "target_session_attrs", "any");
-        t.kw[t.n] = NULL;
-        t.val[t.n] = NULL;
-        p.keys = t.kw;
-        p.values = t.val;
-        p.label = "promotion watch";
-        asbp_err_clear(&e);
-        if (asbp_conn_open(&p, asbp_ctx_clock(s->ctx), dl, asbp_ctx_logger(s->ctx), &w->c, &e))
-            w->dead = 1;
-        target_free(&t);
+        snprintf(pbuf[i], sizeof pbuf[i], "%d", w->port);
+        add(&t[i], "host", w->host);
+        add(&t[i], "port", pbuf[i]);
+        add(&t[i], "hostaddr", "");
+        add(&t[i], "target_session_attrs", "any");
+        t[i].kw[t[i].n] = NULL;
+        t[i].val[t[i].n] = NULL;
+        p[i].keys = t[i].kw;
+        p[i].values = t[i].val;
+        p[i].label = "promotion watch";
+    }
+    dl = asbp_ctx_now(s->ctx) + 500;
+    asbp_conn_open_many(p, n, asbp_ctx_clock(s->ctx), dl, asbp_ctx_logger(s->ctx), c);
+    for (i = 0; i < n; i++) {
+        s->watches[i].c = c[i];
+        s->watches[i].dead = c[i] == NULL;
+        target_free(&t[i]);
     }
 }
 
@@ -1030,7 +1044,11 @@ asbp_code asbp_source_run(asbp_source *s, asbp_conn **conn, int64_t start_ms,
                           asbp_attempt_fn fn, void *ud, asbp_err *err)
 {
     asbp_code rc = run_inner(s, conn, start_ms, fn, ud, err);
-    if (s->nwatch)
+    /* The watches end with the failover.  An operation that gave up while
+     * the cluster still has no leader leaves them open for the next one:
+     * reopening them (a connection per member) would blind it for a while,
+     * just when the promotion may come. */
+    if (s->nwatch && !(rc && err->eclass == ASBP_EC_FAILOVER))
         watches_close(s);
     return rc;
 }
