@@ -775,6 +775,37 @@ static size_t purge_items(pTHX_ HV *rule, const char *group, asbp_purge_item **o
     return n;
 }
 
+/* insert (update 0) and update (1): the session's serialized form under its
+ * id, in the tie's transaction. */
+static void store_write(pTHX_ SV *self, SV *session, int update)
+{
+    asbp_store *st = store_of(aTHX_ self, session);
+    const char *id = session_id(aTHX_ session);
+    const char *data = id ? session_serialized(aTHX_ session) : NULL;
+    asbp_err e;
+    asbp_code rc;
+    if (!id || !data)
+        return;
+    asbp_err_clear(&e);
+    rc = update ? asbp_store_update(st, id, data, &e)
+                : asbp_store_insert(st, id, data, &e);
+    if (rc != ASBP_OK)
+        report_err(aTHX_ &e);
+}
+
+/* close and DESTROY: ends the transaction, COMMIT of what was written
+ * (Commit option, default 1) or ROLLBACK. */
+static void store_end(pTHX_ SV *self)
+{
+    asbp_store *st = store_of(aTHX_ self, NULL);
+    asbp_err e;
+    if (!st)
+        return;
+    asbp_err_clear(&e);
+    if (asbp_store_close(st, &e) != ASBP_OK)
+        report_err(aTHX_ &e);
+}
+
 MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Patroni
 
 PROTOTYPES: DISABLE
@@ -1035,23 +1066,15 @@ void
 insert(self, session)
     SV *self
     SV *session
-ALIAS:
-    update = 1
 CODE:
-{
-    asbp_store *st = store_of(aTHX_ self, session);
-    const char *id = session_id(aTHX_ session);
-    const char *data = id ? session_serialized(aTHX_ session) : NULL;
-    asbp_err e;
-    asbp_code rc;
-    if (!id || !data)
-        XSRETURN_EMPTY;
-    asbp_err_clear(&e);
-    rc = ix == 0 ? asbp_store_insert(st, id, data, &e)
-                 : asbp_store_update(st, id, data, &e);
-    if (rc != ASBP_OK)
-        report_err(aTHX_ &e);
-}
+    store_write(aTHX_ self, session, 0);
+
+void
+update(self, session)
+    SV *self
+    SV *session
+CODE:
+    store_write(aTHX_ self, session, 1);
 
 void
 materialize(self, session)
@@ -1092,22 +1115,16 @@ CODE:
 void
 close(self, ...)
     SV *self
-ALIAS:
-    DESTROY = 1
 CODE:
-{
-    /* Ends the transaction: COMMIT what was written (Commit option, default
-     * 1) or ROLLBACK.  DESTROY does the same, as Apache::Session::Store::
-     * Postgres does; an error there becomes Perl's "(in cleanup)" warning. */
-    asbp_store *st = store_of(aTHX_ self, NULL);
-    asbp_err e;
-    PERL_UNUSED_VAR(ix);
-    if (!st)
-        XSRETURN_EMPTY;
-    asbp_err_clear(&e);
-    if (asbp_store_close(st, &e) != ASBP_OK)
-        report_err(aTHX_ &e);
-}
+    store_end(aTHX_ self);
+
+void
+DESTROY(self)
+    SV *self
+CODE:
+    /* Same as close, as Apache::Session::Store::Postgres does; an error
+     * here becomes Perl's "(in cleanup)" warning. */
+    store_end(aTHX_ self);
 
 SV *
 server(self)
@@ -1291,8 +1308,11 @@ PPCODE:
 void
 close(self)
     SV *self
-ALIAS:
-    DESTROY = 1
 CODE:
-    PERL_UNUSED_VAR(ix);
+    cursor_dispose(aTHX_ self);
+
+void
+DESTROY(self)
+    SV *self
+CODE:
     cursor_dispose(aTHX_ self);
