@@ -65,13 +65,15 @@ sub op_create {
 }
 sub op_read {
     my $id = $live[ $n % @live ];
-    tie my %s, $C, $id, $args;
+    my %s;
+    tie %s, $C, $id, $args;
     my $x = $s{uid} . $s{_utime} . scalar keys %s;
     untie %s;
 }
 sub op_update {
     my $id = $live[ $n % @live ];
-    tie my %s, $C, $id, $args;
+    my %s;
+    tie %s, $C, $id, $args;
     $s{_updateTime} = time;
     $s{attr7} = "updated " . ++$n;
     delete $s{attr8};
@@ -79,7 +81,8 @@ sub op_update {
 }
 sub op_delete {
     my $id = shift @live;
-    tie my %s, $C, $id, $args;
+    my %s;
+    tie %s, $C, $id, $args;
     tied(%s)->delete;
     untie %s;
 }
