@@ -108,7 +108,7 @@ for my $round ( 1 .. $o{rounds} ) {
         push @events, {
             name => $kind, round => $round, desc => $desc, module => $gap, patroni => $pr->{max_gap},
             multihost => multihost_gap( $mh, $at - 1, $end - 0.5 ),
-            errors => scalar @{ $r->{errors} }, lost => scalar( Workload::verify( $r, rows() ) ),
+            errors => scalar @{ $r->{errors} }, lost => scalar( Workload::verify( $r, Workload::rows( $c, qr/^mh/ ) ) ),
             # where our window sits against Patroni's: last write before, first after
             start_lag => $pr->{gap_from} ? $ga - $pr->{gap_from} : 0,
             end_lag   => $pr->{gap_to} ? $gb - $pr->{gap_to} : 0,
@@ -123,14 +123,6 @@ for my $round ( 1 .. $o{rounds} ) {
     }
 }
 
-sub rows {
-    my %r;
-    for ( split /\n/, $c->psql( 'leader', "SELECT id, coalesce(a_session->>'v', '') FROM sessions WHERE id !~ '^mh'" ) ) {
-        my ( $id, $v ) = split /\|/, $_, 2;
-        $r{$id} = $v;
-    }
-    return \%r;
-}
 
 print "\nWrite-unavailable window around each event (longest time without an acknowledged write)\n";
 printf "%-5s %-10s %-22s %10s %10s %12s %12s %7s %5s\n", 'round', 'event', 'nodes', 'module', 'Patroni', 'module-Patr.',

@@ -25,6 +25,7 @@ use Getopt::Long;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time);
 use PgServer;
+use LLNGSession;
 use Apache::Session::Browseable::Patroni;
 
 my %o = ( runs => 3, seconds => 4, rows => 120000, auth => 'trust' );
@@ -41,27 +42,7 @@ print "PostgreSQL ", $pg->psql('SHOW server_version'), " on 127.0.0.1:", $pg->po
   ", fsync on, logged table, 4 expression indexes, TCP auth $o{auth}\n";
 
 # An LL::NG-like SSO session: about 40 keys, ~1.3 kB of JSON.
-sub session_data {
-    my ($n) = @_;
-    my $t = 1700000000 + $n;
-    return {
-        _session_kind => 'SSO', _utime => $t, _lastSeen => $t, _startTime => '20231114221320',
-        _updateTime => '20231114221320', _whatToTrace => "user$n", _user => "user$n",
-        uid => "user$n", cn => "User Number $n", sn => "Number", givenName => 'User',
-        mail => "user$n\@example.com", ipAddr => '10.1.' . ( $n % 250 ) . '.' . ( $n % 200 ),
-        _httpSessionType => '', _auth => 'LDAP', _userDB => 'LDAP', _passwordDB => 'LDAP',
-        _issuerDB => 'Null', authenticationLevel => 2, _timezone => 1, _url => '',
-        _language => 'fr', _loginHistory => { successLogin => [ { _utime => $t, ipAddr => '10.1.2.3' } ] },
-        groups => 'users; admins; staff', hGroups => { users => { name => 'users' },
-            admins => { name => 'admins' }, staff => { name => 'staff' } },
-        _2fDevices => '[]', _clientIP => '10.1.2.3', _userIP => '10.1.2.3',
-        _dn => "uid=user$n,ou=users,dc=example,dc=com", _choice => '', _lastAuthnUTime => $t,
-        _sessionTimeout => 72000, _ssoOn => 1, _favicon => '/static/common/favicon.ico',
-        _portal => 'https://auth.example.com/', departmentNumber => 42,
-        employeeType => 'permanent', telephoneNumber => '+33 1 23 45 67 89',
-        postalAddress => '1 rue de la Paix, 75002 Paris', preferredLanguage => 'fr-FR',
-    };
-}
+sub session_data { LLNGSession::data( $_[0] ) }
 
 # Pre-fill the table so that indexes and the heap have a realistic size.
 {

@@ -20,14 +20,6 @@ my ( $leader, undef, $lport ) = $c->leader;
 my %args = ( DataSource => $c->dsn($leader), UserName => $c->user, Password => $c->password,
     PatroniUrl => $c->patroni_url );
 
-sub rows {
-    my %r;
-    for ( split /\n/, $c->psql( 'leader', "SELECT id, coalesce(a_session->>'v', '') FROM sessions" ) ) {
-        my ( $id, $v ) = split /\|/, $_, 2;
-        $r{$id} = $v;
-    }
-    return \%r;
-}
 
 # The parent holds a pooled connection to the leader across the switchover.
 tie( my %p, $C, undef, {%args} );
@@ -82,7 +74,7 @@ is( scalar @{ $r->{errors} }, 0, 'no caller saw an error during the switchover' 
   or diag join "\n", map { "$_->{op} $_->{id}: $_->{status}" } @{ $r->{errors} }[ 0 .. 9 ];
 is( scalar @{ $r->{stale} }, 0, 'no read returned an older value than the last acknowledged one' )
   or diag join "\n", map { sprintf '%.3f %s %s', $_->{t1}, $_->{id}, $_->{status} } @{ $r->{stale} }[ 0 .. 4 ];
-my @lost = Workload::verify( $r, rows() );
+my @lost = Workload::verify( $r, Workload::rows($c) );
 is( scalar @lost, 0, 'every acknowledged write is on the new leader with its last value' )
   or diag join "\n", @lost[ 0 .. 9 ];
 cmp_ok( $r->{max}, '<', 5, sprintf( 'longest operation %.2f s (under LL::NG\'s 5 s alarm)', $r->{max} ) );

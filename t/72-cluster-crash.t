@@ -16,14 +16,6 @@ my $leader = $c->leader;
 my %args = ( DataSource => $c->dsn($leader), UserName => $c->user, Password => $c->password,
     PatroniUrl => $c->patroni_url );
 
-sub rows {
-    my %r;
-    for ( split /\n/, $c->psql( 'leader', "SELECT id, coalesce(a_session->>'v', '') FROM sessions" ) ) {
-        my ( $id, $v ) = split /\|/, $_, 2;
-        $r{$id} = $v;
-    }
-    return \%r;
-}
 
 my $dir = tempdir( CLEANUP => !$ENV{ASBP_KEEP_LOGS} );
 diag "worker logs in $dir" if $ENV{ASBP_KEEP_LOGS};
@@ -38,7 +30,7 @@ sleep 4;
 my $r = $w->stop;
 
 cmp_ok( $r->{count}, '>', 200, "the workers ran ($r->{count} operations)" );
-my @lost = Workload::verify( $r, rows() );
+my @lost = Workload::verify( $r, Workload::rows($c) );
 is( scalar @lost, 0, 'no acknowledged write was lost' ) or diag join "\n", @lost[ 0 .. 9 ];
 is( scalar @{ $r->{stale} }, 0, 'no read returned an older value than the last acknowledged one' )
   or diag join "\n", map { sprintf '%.3f %s %s', $_->{t1}, $_->{id}, $_->{status} } @{ $r->{stale} }[ 0 .. 4 ];

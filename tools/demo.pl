@@ -105,12 +105,7 @@ run_for( $left > 3 ? $left : 3 );
 say_ 'stopping the workers and checking every acknowledged write against the leader ...';
 my $r = $w->stop;
 $c->wait_healthy( timeout => 60 ) if eval { 1 };
-my %rows;
-for ( split /\n/, $c->psql( 'leader', "SELECT id, coalesce(a_session->>'v', '') FROM sessions" ) ) {
-    my ( $id, $v ) = split /\|/, $_, 2;
-    $rows{$id} = $v;
-}
-my @lost    = Workload::verify( $r, \%rows );
+my @lost    = Workload::verify( $r, Workload::rows($c) );
 my $checked = grep { defined $r->{by_id}{$_}{acked} } keys %{ $r->{by_id} };
 open STDERR, '>&', $save_err or die;
 

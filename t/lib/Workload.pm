@@ -170,6 +170,19 @@ sub write_gap {
     return wantarray ? ( $gap, $a, $b ) : $gap;
 }
 
+# The rows on the leader of a PatroniCluster: { id => value of key v }
+# (ids matching $skip, a regexp, left out).
+sub rows {
+    my ( $c, $skip ) = @_;
+    my %r;
+    for ( split /\n/, $c->psql( 'leader', "SELECT id, coalesce(a_session->>'v', '') FROM sessions" ) ) {
+        my ( $id, $v ) = split /\|/, $_, 2;
+        next if $skip && $id =~ $skip;
+        $r{$id} = $v;
+    }
+    return \%r;
+}
+
 # Checks every acknowledged write against the rows: $rows is { id => v }
 # for the ids that exist.  Returns the list of problems (empty: none lost).
 sub verify {
