@@ -11,6 +11,7 @@ BEGIN {
 use threads;
 use lib 't/lib';
 use PgServer;
+use File::Temp ();
 use Apache::Session::Browseable::Patroni;
 
 my $pg   = PgServer->start_or_skip;
@@ -50,12 +51,21 @@ untie %s;
 # A tied session's store cloned into a thread is not usable there.
 tie %s, $C, $id, {%$args};
 my $store = tied(%s)->{object_store};
+# STDERR goes to a file for the thread's life (a File::Temp object would be
+# cloned into the thread, and its copy would remove the file there).
+my ( undef, $errfile ) = File::Temp::tempfile( UNLINK => 0 );
+open my $saved, '>&', \*STDERR or die "dup STDERR: $!";
+open STDERR, '>', $errfile or die "$errfile: $!";
 my $r = threads->create( sub {
     my $sess = { args => {%$args}, data => { _session_id => $id } };
     eval { $store->materialize($sess) };
     return $@;
 } )->join;
+open STDERR, '>&', $saved or die "restore STDERR: $!";
+my $stderr = do { local ( @ARGV, $/ ) = ($errfile); <> };
+unlink $errfile;
 like( $r, qr/belongs to another thread/, 'a store cloned into a thread refuses to work there' );
+is( $stderr, '', '... and goes away silently when the thread ends' );
 untie %s;
 is( $pg->psql('SELECT count(*) FROM sessions'), 61, 'every session stored' );
 

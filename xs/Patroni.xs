@@ -262,6 +262,17 @@ static asbp_store *store_of(pTHX_ SV *self, SV *session)
     return st;
 }
 
+/* True for a store object cloned into another thread (see store_mg_dup):
+ * its transaction belongs to the thread that opened it. */
+static int store_foreign(pTHX_ SV *self)
+{
+    MAGIC *mg;
+    if (!self || !SvROK(self) || SvTYPE(SvRV(self)) != SVt_PVHV)
+        return 0;
+    mg = mg_findext(SvRV(self), PERL_MAGIC_ext, &store_vtbl);
+    return mg && !mg->mg_ptr;
+}
+
 /* A problem with the session object itself: croaks, or from a destructor
  * prints it (see report_err) and returns. */
 static void report_msg(pTHX_ const char *msg)
@@ -1123,8 +1134,10 @@ DESTROY(self)
     SV *self
 CODE:
     /* Same as close, as Apache::Session::Store::Postgres does; an error
-     * here becomes Perl's "(in cleanup)" warning. */
-    store_end(aTHX_ self);
+     * here becomes Perl's "(in cleanup)" warning.  A copy cloned into
+     * another thread has nothing to end there: it goes silently. */
+    if (!store_foreign(aTHX_ self))
+        store_end(aTHX_ self);
 
 SV *
 server(self)
