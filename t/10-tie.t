@@ -127,8 +127,13 @@ like( $@, qr/Object does not exist/, 'missing id: "Object does not exist"' );
     tie %t, $C, undef, { %base, IDLength => 7 };
     like( $t{_session_id}, qr/^[0-9a-f]{7}\z/, 'IDLength 7 (odd)' );
     untie %t;
-    eval { tie my %u, $C, undef, { %base, IDLength => 'x' } };
+    my $warned = '';
+    {
+        local $SIG{__WARN__} = sub { $warned .= $_[0] };
+        eval { tie my %u, $C, undef, { %base, IDLength => 'x' } };
+    }
     like( $@, qr/Invalid IDLength/, 'bad IDLength refused' );
+    is( $warned, '', '... without a warning from the failed tie\'s destruction' );
     my %seen;
     for ( 1 .. 200 ) {
         my $s = { args => {}, data => {} };

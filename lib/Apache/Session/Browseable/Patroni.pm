@@ -41,8 +41,11 @@ sub generate {
     my $length  = 64;
     if ( exists $session->{args}->{IDLength} ) {
         $length = $session->{args}->{IDLength};
-        die "Invalid IDLength '" . ( $length // 'undef' ) . "': expected a whole number from 1 to 4096\n"
-          unless defined $length and $length =~ /^[0-9]+$/ and $length >= 1 and $length <= 4096;
+        unless ( defined $length and $length =~ /^[0-9]+$/ and $length >= 1 and $length <= 4096 ) {
+            # The tie fails: nothing for DESTROY to save.
+            $session->{status} &= ~Apache::Session::NEW();
+            die "Invalid IDLength '" . ( $length // 'undef' ) . "': expected a whole number from 1 to 4096\n";
+        }
     }
     $session->{data}->{_session_id} = _random_hex($length);
 }
