@@ -54,26 +54,8 @@ sub session_data { LLNGSession::data( $_[0], persistent_every => 20 ) }
 # Rows first..last, through COPY.
 sub fill {
     my ( $first, $last ) = @_;
-    my $t0   = time;
-    my $json = JSON::XS->new->canonical;
-    my $f    = "/tmp/asbp-bench-browse-$$.sql";
-    open my $fh, '>', $f or die;
-    print $fh "COPY sessions (id, a_session) FROM STDIN;\n";
-    for my $n ( $first .. $last ) {
-        my $d  = session_data($n);
-        my $id = sprintf '%064x', $n;
-        $d->{_session_id} = $id;
-        my $j = $json->encode($d);
-        $j =~ s/\\/\\\\/g;
-        print $fh "$id\t$j\n";
-    }
-    print $fh "\\.\n";
-    close $fh;
-    chmod 0644, $f;
-    $pg->psql_super("\\i $f");
-    unlink $f;
-    $pg->psql_super('VACUUM ANALYZE sessions');
-    printf "filled sessions %d..%d in %.1f s\n", $first, $last, time - $t0;
+    my $dt = LLNGSession::fill( $pg, $first, $last, persistent_every => 20 );
+    printf "filled sessions %d..%d in %.1f s\n", $first, $last, $dt;
 }
 fill( 1, $o{rows} );
 printf "session size: %d bytes of JSON, %d keys; %s sessions, %s of kind SSO\n",

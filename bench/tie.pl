@@ -45,28 +45,7 @@ print "PostgreSQL ", $pg->psql('SHOW server_version'), " on 127.0.0.1:", $pg->po
 sub session_data { LLNGSession::data( $_[0] ) }
 
 # Pre-fill the table so that indexes and the heap have a realistic size.
-{
-    my $t0 = time;
-    my $json = JSON::XS->new->canonical;
-    my $f = "/tmp/asbp-bench-fill-$$.sql";
-    open my $fh, '>', $f or die;
-    print $fh "COPY sessions (id, a_session) FROM STDIN;\n";
-    for my $n ( 1 .. $o{rows} ) {
-        my $d = session_data($n);
-        my $id = sprintf '%064x', $n;
-        $d->{_session_id} = $id;
-        my $j = $json->encode($d);
-        $j =~ s/\\/\\\\/g;
-        print $fh "$id\t$j\n";
-    }
-    print $fh "\\.\n";
-    close $fh;
-    chmod 0644, $f;
-    $pg->psql_super("\\i $f");
-    unlink $f;
-    $pg->psql_super('VACUUM ANALYZE sessions');
-    printf "filled %d sessions in %.1f s\n", $o{rows}, time - $t0;
-}
+printf "filled %d sessions in %.1f s\n", $o{rows}, LLNGSession::fill( $pg, 1, $o{rows} );
 my $sample_json = JSON::XS->new->encode( session_data(0) );
 printf "session size: %d bytes of JSON, %d keys\n", length $sample_json, scalar keys %{ session_data(0) };
 

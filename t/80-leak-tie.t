@@ -121,13 +121,5 @@ diag( sprintf '%d cycles in %.1f s (%s)', $CYCLES, $dt,
     join ', ', map { "$_ $count{$_}" } sort keys %count );
 is( $pg->psql('SELECT count(*) FROM sessions'), scalar @live, 'the table holds the live sessions' );
 
-SKIP: {
-    my $tool = LeakCheck::tool();
-    skip "RSS says nothing about leaks under $tool (it checks them itself)", 1 if $tool;
-    skip 'no /proc/self/status', 1 unless defined $rss0 and defined $rss1;
-    my $growth = $rss1 - $rss0;
-    diag( sprintf 'RSS after %d warm-up cycles: %d kB; after %d more: %d kB (%+d kB, %+.1f bytes/cycle)',
-        $WARMUP, $rss0, $CYCLES - $WARMUP, $rss1, $growth, $growth * 1024 / ( $CYCLES - $WARMUP ) );
-    cmp_ok( $growth, '<', $BOUND_KB, "RSS growth over @{[ $CYCLES - $WARMUP ]} cycles below $BOUND_KB kB" );
-}
+LeakCheck::check_growth( $rss0, $rss1, $WARMUP, $CYCLES, $BOUND_KB );
 done_testing;

@@ -4,9 +4,14 @@ package LLNGSession;
 # JSON, with the fields the browse queries, the purge and the manager use.
 #   LLNGSession::data($n)                          # session number $n
 #   LLNGSession::data($n, persistent_every => 20)  # every 20th is Persistent
+#   LLNGSession::fill($pg, $first, $last, %o)      # rows $first..$last into
+#       $pg's sessions table (PgServer), ids sprintf('%064x', $n), with COPY;
+#       %o as for data(); returns the seconds it took
 
 use strict;
 use warnings;
+use JSON::XS ();
+use Time::HiRes ();
 
 sub data {
     my ( $n, %o ) = @_;
@@ -30,6 +35,29 @@ sub data {
         employeeType => 'permanent', telephoneNumber => '+33 1 23 45 67 89',
         postalAddress => '1 rue de la Paix, 75002 Paris', preferredLanguage => 'fr-FR',
     };
+}
+
+sub fill {
+    my ( $pg, $first, $last, %o ) = @_;
+    my $t0   = Time::HiRes::time();
+    my $json = JSON::XS->new->canonical;
+    my $f    = "/tmp/asbp-llng-fill-$$.sql";
+    open my $fh, '>', $f or die "$f: $!";
+    print $fh "COPY sessions (id, a_session) FROM STDIN;\n";
+    for my $n ( $first .. $last ) {
+        my $d  = data( $n, %o );
+        my $id = sprintf '%064x', $n;
+        $d->{_session_id} = $id;
+        ( my $j = $json->encode($d) ) =~ s/\\/\\\\/g;    # COPY text format
+        print $fh "$id\t$j\n";
+    }
+    print $fh "\\.\n";
+    close $fh or die "$f: $!";
+    chmod 0644, $f;    # psql runs as postgres
+    $pg->psql_super("\\i $f");
+    unlink $f;
+    $pg->psql_super('VACUUM ANALYZE sessions');
+    return Time::HiRes::time() - $t0;
 }
 
 1;

@@ -11,10 +11,16 @@ package LeakCheck;
 #                              (a shorter one) for the tool to check.
 #   LeakCheck::cycles($n)      $n, or ASBP_LEAK_CYCLES, or $n/50 (>= 100)
 #                              under a tool.
+#   LeakCheck::check_growth($rss0, $rss1, $warmup, $cycles, $bound_kb)
+#                              one test: RSS grew by less than $bound_kb
+#                              between the end of the warm-up and the end of
+#                              the run (skipped, saying why, under a tool or
+#                              without /proc)
 
 use strict;
 use warnings;
 use ToolCheck;
+use Test::More ();
 
 sub rss_kb {
     open my $fh, '<', '/proc/self/status' or return undef;
@@ -34,6 +40,20 @@ sub cycles {
         return $m < 100 ? 100 : $m;
     }
     return $n;
+}
+
+sub check_growth {
+    my ( $rss0, $rss1, $warmup, $cycles, $bound_kb ) = @_;
+  SKIP: {
+        my $tool = tool();
+        Test::More::skip( "RSS says nothing about leaks under $tool (it checks them itself)", 1 ) if $tool;
+        Test::More::skip( 'no /proc/self/status', 1 ) unless defined $rss0 and defined $rss1;
+        my $growth = $rss1 - $rss0;
+        my $n      = $cycles - $warmup;
+        Test::More::diag( sprintf 'RSS after %d warm-up cycles: %d kB; after %d more: %d kB (%+d kB, %+.1f bytes/cycle)',
+            $warmup, $rss0, $n, $rss1, $growth, $growth * 1024 / $n );
+        Test::More::cmp_ok( $growth, '<', $bound_kb, "RSS growth over $n cycles below $bound_kb kB" );
+    }
 }
 
 1;
