@@ -109,12 +109,7 @@ sub cycle {
     op_delete() while @live > 60;
 }
 
-my $t0 = time;
-cycle($_) for 1 .. $WARMUP;
-my $rss0 = LeakCheck::rss_kb();
-cycle($_) for $WARMUP + 1 .. $CYCLES;
-my $rss1 = LeakCheck::rss_kb();
-my $dt   = time - $t0;
+my ( $rss0, $rss1, $dt ) = LeakCheck::run( \&cycle, $WARMUP, $CYCLES );
 
 is( scalar @errors, 0, "$CYCLES cycles without an error" ) or diag( join '', @errors[ 0 .. ( $#errors < 4 ? $#errors : 4 ) ] );
 diag( sprintf '%d cycles in %.1f s (%s)', $CYCLES, $dt,

@@ -16,7 +16,6 @@ my $C = 'Apache::Session::Browseable::Patroni';
 
 require PgServer;
 require LeakCheck;
-use Time::HiRes qw(time);
 
 my $pg     = PgServer->start_or_skip;
 my $args   = { $pg->options };
@@ -115,12 +114,7 @@ my $log = "/tmp/asbp-leak-browse-$$.log";
 open STDERR, '>', $log or die "$log: $!";
 END { unlink $log if $log }
 
-my $t0 = time;
-cycle($_) for 1 .. $WARMUP;
-my $rss0 = LeakCheck::rss_kb();
-cycle($_) for $WARMUP + 1 .. $CYCLES;
-my $rss1 = LeakCheck::rss_kb();
-my $dt   = time - $t0;
+my ( $rss0, $rss1, $dt ) = LeakCheck::run( \&cycle, $WARMUP, $CYCLES );
 open STDERR, '>&', $save_err or die;
 
 is( scalar @errors, 0, "$CYCLES cycles, every result and error as expected" )

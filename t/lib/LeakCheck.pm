@@ -11,6 +11,10 @@ package LeakCheck;
 #                              (a shorter one) for the tool to check.
 #   LeakCheck::cycles($n)      $n, or ASBP_LEAK_CYCLES, or $n/50 (>= 100)
 #                              under a tool.
+#   LeakCheck::run(\&cycle, $warmup, $cycles)
+#                              calls cycle($i) for 1..$cycles; returns the
+#                              RSS after the warm-up, the RSS at the end,
+#                              and the seconds it all took
 #   LeakCheck::check_growth($rss0, $rss1, $warmup, $cycles, $bound_kb)
 #                              one test: RSS grew by less than $bound_kb
 #                              between the end of the warm-up and the end of
@@ -21,6 +25,7 @@ use strict;
 use warnings;
 use ToolCheck;
 use Test::More ();
+use Time::HiRes ();
 
 sub rss_kb {
     open my $fh, '<', '/proc/self/status' or return undef;
@@ -40,6 +45,15 @@ sub cycles {
         return $m < 100 ? 100 : $m;
     }
     return $n;
+}
+
+sub run {
+    my ( $cycle, $warmup, $cycles ) = @_;
+    my $t0 = Time::HiRes::time();
+    $cycle->($_) for 1 .. $warmup;
+    my $rss0 = rss_kb();
+    $cycle->($_) for $warmup + 1 .. $cycles;
+    return ( $rss0, rss_kb(), Time::HiRes::time() - $t0 );
 }
 
 sub check_growth {
