@@ -205,7 +205,24 @@ int64_t asbp_cluster_last_failure(const asbp_cluster *c)
     return c ? c->last_failure : -1;
 }
 
-asbp_cluster_stats *asbp_cluster_stats_of(asbp_cluster *c)
+void asbp_cluster_count(asbp_cluster *c, asbp_counter which)
 {
-    return &c->stats;
+    if (!c)
+        return;
+    switch (which) {
+    case ASBP_COUNT_DISCOVERIES:  c->stats.discoveries++;   break;
+    case ASBP_COUNT_API_FAILURES: c->stats.api_failures++;  break;
+    case ASBP_COUNT_TRANSITIONS:  c->stats.transitions++;   break;
+    case ASBP_COUNT_FAILOVERS:    c->stats.failovers++;     break;
+    case ASBP_COUNT_RETRIES:      c->stats.retries++;       break;
+    case ASBP_COUNT_BREAKER_SKIPS: c->stats.breaker_skips++; break;
+    }
+}
+
+void asbp_cluster_stats_get(const asbp_cluster *c, asbp_cluster_stats *out)
+{
+    if (c)
+        *out = c->stats;
+    else
+        memset(out, 0, sizeof *out);
 }

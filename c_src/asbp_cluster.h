@@ -59,6 +59,17 @@ int asbp_cluster_breaker_open(const asbp_cluster *c, int64_t now_ms,
                               int64_t delay_ms, int64_t *remaining_ms);
 int64_t asbp_cluster_last_failure(const asbp_cluster *c); /* -1: none */
 
-asbp_cluster_stats *asbp_cluster_stats_of(asbp_cluster *c);
+/* Counters change only here: one event of the given kind. */
+typedef enum asbp_counter {
+    ASBP_COUNT_DISCOVERIES = 0,
+    ASBP_COUNT_API_FAILURES,
+    ASBP_COUNT_TRANSITIONS,
+    ASBP_COUNT_FAILOVERS,
+    ASBP_COUNT_RETRIES,
+    ASBP_COUNT_BREAKER_SKIPS
+} asbp_counter;
+void asbp_cluster_count(asbp_cluster *c, asbp_counter which);
+/* A copy of the counters (zeros for NULL). */
+void asbp_cluster_stats_get(const asbp_cluster *c, asbp_cluster_stats *out);
 
 #endif

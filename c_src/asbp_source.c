@@ -64,12 +64,6 @@ typedef struct watch {
 
 #define WATCH_POLL_MS 10
 
-void asbp_options_init(asbp_options *o)
-{
-    memset(o, 0, sizeof *o);
-    o->patroni_verify_ssl = -1;
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts;
@@ -864,7 +858,6 @@ int64_t asbp_source_breaker_delay(const asbp_source *s) { return s->p_breaker_ms
 
 asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *err)
 {
-    asbp_cluster_stats *st = asbp_cluster_stats_of(s->cluster);
     const asbp_logger *lg = asbp_ctx_logger(s->ctx);
     int64_t now = asbp_ctx_now(s->ctx), left, dl;
     asbp_discovery_cfg cfg;
@@ -877,7 +870,7 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
 
     if (asbp_cluster_breaker_open(s->cluster, now, s->p_breaker_ms, &left)) {
         char why[128];
-        st->breaker_skips++;
+        asbp_cluster_count(s->cluster, ASBP_COUNT_BREAKER_SKIPS);
         snprintf(why, sizeof why, "Circuit breaker active (Patroni API not asked "
                  "for %llds more)", (long long)((left + 999) / 1000));
         return fall_back(s, why, now);
@@ -889,7 +882,7 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
         dl = deadline_ms;
     memset(&res, 0, sizeof res);
     asbp_err_clear(&derr);
-    st->discoveries++;
+    asbp_cluster_count(s->cluster, ASBP_COUNT_DISCOVERIES);
     rc = asbp_discover(&cfg, asbp_ctx_clock(s->ctx), dl, lg, &res, &derr);
     now = asbp_ctx_now(s->ctx);
     if (rc != ASBP_OK) {
@@ -915,7 +908,7 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
     case ASBP_DISC_SPLIT:
         /* The API works; the cluster has no usable leader right now.  Not a
          * failing API: the breaker stays closed so we can follow it. */
-        st->transitions++;
+        asbp_cluster_count(s->cluster, ASBP_COUNT_TRANSITIONS);
         remember_members(s, res.topology, now);
         asbp_cluster_forget_leader(s->cluster);
         s->use_members = 0;
@@ -928,7 +921,7 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
         return ASBP_E_DISCOVERY;
     case ASBP_DISC_FAILED:
     default:
-        st->api_failures++;
+        asbp_cluster_count(s->cluster, ASBP_COUNT_API_FAILURES);
         asbp_cluster_trip(s->cluster, now);
         asbp_discovery_result_clear(&res);
         return fall_back(s, "Patroni API unavailable", now);
@@ -941,7 +934,6 @@ static asbp_code run_inner(asbp_source *s, asbp_conn **conn, int64_t start_ms,
     int64_t deadline = start_ms + s->failover_ms;
     int failovers = 0, retries = 0;
     int64_t backoff = 0;
-    asbp_cluster_stats *st = asbp_cluster_stats_of(s->cluster);
     asbp_err last, first;
     asbp_code rc;
 
@@ -975,13 +967,13 @@ static asbp_code run_inner(asbp_source *s, asbp_conn **conn, int64_t start_ms,
         if (err->eclass == ASBP_EC_RETRY) {
             if (++retries > 3 || asbp_ctx_now(s->ctx) + 10 * retries >= deadline)
                 return rc;
-            st->retries++;
+            asbp_cluster_count(s->cluster, ASBP_COUNT_RETRIES);
             sleep_ms(10 * retries);
             continue;
         }
         last = *err;
         if (failovers++ == 0) {
-            st->failovers++;
+            asbp_cluster_count(s->cluster, ASBP_COUNT_FAILOVERS);
             first = *err;
         }
         for (;;) {

@@ -915,7 +915,7 @@ CODE:
     asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"));
     asbp_ctx *ctx = the_ctx(aTHX);
     asbp_cluster *cl = asbp_source_cluster(src);
-    asbp_cluster_stats *st = asbp_cluster_stats_of(cl);
+    asbp_cluster_stats stats, *st = &stats;
     int64_t now = asbp_ctx_now(ctx), age, left, at;
     const char *h;
     int port;
@@ -924,6 +924,7 @@ CODE:
     size_t i;
     char buf[600];
 
+    asbp_cluster_stats_get(cl, st);
     (void)hv_stores(hv, "datasource", newSVpv(asbp_source_display(src), 0));
     (void)hv_stores(hv, "table", newSVpv(asbp_source_table(src), 0));
     for (i = 0; i < asbp_source_url_count(src); i++)
