@@ -219,6 +219,62 @@ static int dsn_put(asbp_dsn *d, char *key, char *value)
     return 0;
 }
 
+/* The value of a pair, unquoted (\' and \\ escapes resolved), into val. */
+static int pair_value(const pair_span *ps, asbp_buf *val)
+{
+    const char *v;
+    if (!ps->quoted)
+        return asbp_buf_append(val, ps->val, ps->vlen);
+    for (v = ps->val + 1; v < ps->end - 1; v++) {
+        if (*v == '\\' && v + 1 < ps->end - 1)
+            v++;
+        if (asbp_buf_append(val, v, 1) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The key of a pair folded to lower case, DBD::Pg's aliases of dbname
+ * resolved.  Returns malloc'ed text (the caller frees it), NULL: no memory. */
+static char *pair_key(const pair_span *ps)
+{
+    size_t i;
+    char *key = malloc(ps->klen + 1);
+    if (!key)
+        return NULL;
+    for (i = 0; i < ps->klen; i++)
+        key[i] = (char)tolower((unsigned char)ps->key[i]);
+    key[ps->klen] = '\0';
+    if (!strcmp(key, "db") || !strcmp(key, "database")) {
+        free(key);
+        key = asbp_strdup("dbname");
+    }
+    return key;
+}
+
+/* Stores one scanned pair in d.  0, or -1: no memory (d unchanged). */
+static int add_pair(asbp_dsn *d, const pair_span *ps)
+{
+    asbp_buf val = ASBP_BUF_INIT;
+    char *key, *value;
+    if (pair_value(ps, &val) < 0) {
+        asbp_buf_free(&val);
+        return -1;
+    }
+    key = pair_key(ps);
+    if (!key) {
+        asbp_buf_free(&val);
+        return -1;
+    }
+    value = asbp_buf_steal(&val);   /* owned by d once dsn_put succeeds */
+    if (!value || dsn_put(d, key, value) < 0) {
+        free(key);
+        free(value);
+        return -1;
+    }
+    return 0;
+}
+
 asbp_code asbp_dsn_parse(const char *ds, asbp_dsn **out, asbp_err *err)
 {
     char shown[512];
@@ -235,7 +291,7 @@ asbp_code asbp_dsn_parse(const char *ds, asbp_dsn **out, asbp_err *err)
         return asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
                             "Invalid DataSource '%s': it must start with "
                             "'dbi:Pg:'", shown);
-    d = calloc(1, sizeof *d);
+    d = calloc(1, sizeof *d);   /* freed by asbp_dsn_free (the caller's) */
     if (!d)
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT,
                             "out of memory");
@@ -245,61 +301,26 @@ asbp_code asbp_dsn_parse(const char *ds, asbp_dsn **out, asbp_err *err)
 
     for (;;) {
         pair_span ps;
-        const char *v;
-        size_t i;
-        char *key;
         int r;
-        asbp_buf val = ASBP_BUF_INIT;
-
         while (is_sep(*p))
             p++;
         if (!*p)
             break;
         r = scan_pair(p, &ps);
-        if (r == 0) {
+        if (r <= 0) {
             asbp_dsn_free(d);
-            return asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
-                                "Invalid DataSource '%s': expected key=value "
-                                "at character %u", shown,
-                                (unsigned)(p - ds) + 1);
-        }
-        if (r < 0) {
-            asbp_dsn_free(d);
+            if (r == 0)
+                return asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
+                                    "Invalid DataSource '%s': expected "
+                                    "key=value at character %u", shown,
+                                    (unsigned)(p - ds) + 1);
             return asbp_err_set(err, ASBP_E_DSN, ASBP_EC_REPORT,
                                 "Invalid DataSource '%s': unterminated "
                                 "quoted value", shown);
         }
-        p = ps.end;
-        if (ps.quoted) {
-            for (v = ps.val + 1; v < ps.end - 1; v++) {
-                if (*v == '\\' && v + 1 < ps.end - 1)
-                    v++;
-                if (asbp_buf_append(&val, v, 1) < 0)
-                    goto nomem_val;
-            }
-        } else if (asbp_buf_append(&val, ps.val, ps.vlen) < 0) {
-            goto nomem_val;
-        }
-        key = malloc(ps.klen + 1);
-        if (!key)
-            goto nomem_val;
-        for (i = 0; i < ps.klen; i++)
-            key[i] = (char)tolower((unsigned char)ps.key[i]);
-        key[ps.klen] = '\0';
-        if (!strcmp(key, "db") || !strcmp(key, "database")) {
-            free(key);
-            key = asbp_strdup("dbname");
-            if (!key)
-                goto nomem_val;
-        }
-        if (dsn_put(d, key, asbp_buf_steal(&val)) < 0) {
-            free(key);
+        if (add_pair(d, &ps) < 0)
             goto nomem;
-        }
-        continue;
-    nomem_val:
-        asbp_buf_free(&val);
-        goto nomem;
+        p = ps.end;
     }
     *out = d;
     return ASBP_OK;
