@@ -360,206 +360,268 @@ static void use_answer(asbp_discovery_result *res, ep *e)
     e->leader = NULL;
 }
 
-static void decide(ep *eps, size_t n, int64_t timeout_ms,
-                   const asbp_logger *lg, asbp_discovery_result *res,
-                   asbp_err *err)
+/* Logs every finished answer and counts the valid ones; first_valid and
+ * first_ok (valid with a usable leader) are n when there is none. */
+static void tally(ep *eps, size_t n, const asbp_logger *lg,
+                  asbp_discovery_result *res, size_t *first_valid,
+                  size_t *first_ok)
 {
-    size_t i, first_ok = n, first_valid = n;
-
+    size_t i;
+    *first_valid = *first_ok = n;
     for (i = 0; i < n; i++) {
         if (eps[i].done)
             log_answer(lg, &eps[i]);
         if (eps[i].valid) {
             res->answered++;
-            if (first_valid == n)
-                first_valid = i;
-            if (eps[i].ls == ASBP_LEADER_OK && first_ok == n)
-                first_ok = i;
+            if (*first_valid == n)
+                *first_valid = i;
+            if (eps[i].ls == ASBP_LEADER_OK && *first_ok == n)
+                *first_ok = i;
         }
     }
+}
 
-    if (first_valid == n) {
-        /* FAILED: every endpoint, with why. */
-        asbp_buf sum = ASBP_BUF_INIT;
-        int curl_code = 0;
-        for (i = 0; i < n; i++) {
-            ep *e = &eps[i];
-            if (!e->done) {
-                snprintf(e->why, sizeof e->why,
-                         "timeout (no answer within %lld ms)", (long long)timeout_ms);
-                e->cc = CURLE_OPERATION_TIMEDOUT;
-                log_answer(lg, e);
-            }
-            if (!curl_code && e->cc != CURLE_OK)
-                curl_code = (int)e->cc;
-            asbp_buf_printf(&sum, "%s%s: %s", i ? "; " : "", e->masked, e->why);
+/* FAILED: no valid answer.  err names every endpoint, with why. */
+static void report_failed(ep *eps, size_t n, int64_t timeout_ms,
+                          const asbp_logger *lg, asbp_discovery_result *res,
+                          asbp_err *err)
+{
+    asbp_buf sum = ASBP_BUF_INIT;   /* freed below */
+    int curl_code = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        ep *e = &eps[i];
+        if (!e->done) {
+            snprintf(e->why, sizeof e->why,
+                     "timeout (no answer within %lld ms)", (long long)timeout_ms);
+            e->cc = CURLE_OPERATION_TIMEDOUT;
+            log_answer(lg, e);
         }
-        res->outcome = ASBP_DISC_FAILED;
-        asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_FAILOVER,
-                     "Patroni API unavailable: no valid answer from %lu "
-                     "endpoint%s: %s", (unsigned long)n, n == 1 ? "" : "s",
-                     asbp_buf_cstr(&sum));
-        err->curl_code = curl_code;
-        asbp_buf_free(&sum);
-        return;
+        if (!curl_code && e->cc != CURLE_OK)
+            curl_code = (int)e->cc;
+        asbp_buf_printf(&sum, "%s%s: %s", i ? "; " : "", e->masked, e->why);
     }
+    res->outcome = ASBP_DISC_FAILED;
+    asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_FAILOVER,
+                 "Patroni API unavailable: no valid answer from %lu "
+                 "endpoint%s: %s", (unsigned long)n, n == 1 ? "" : "s",
+                 asbp_buf_cstr(&sum));
+    err->curl_code = curl_code;
+    asbp_buf_free(&sum);
+}
 
-    if (first_ok < n) {
-        ep *a = &eps[first_ok];
-        for (i = first_ok + 1; i < n; i++) {
-            ep *b = &eps[i];
-            if (b->valid && b->ls == ASBP_LEADER_OK && !same_leader(a, b)) {
-                asbp_log(lg, ASBP_LOG_WARN, "Multiple leaders detected "
-                         "(split-brain): %s says %s:%d, %s says %s:%d",
-                         a->masked, a->leader->host, a->leader->port,
-                         b->masked, b->leader->host, b->leader->port);
-                res->outcome = ASBP_DISC_SPLIT;
-                use_answer(res, a);
-                return;
-            }
+/* The first usable leader (eps[first_ok]) wins unless a later valid
+ * answer names another one (SPLIT). */
+static void pick_leader(ep *eps, size_t n, size_t first_ok,
+                        const asbp_logger *lg, asbp_discovery_result *res)
+{
+    ep *a = &eps[first_ok];
+    size_t i;
+    for (i = first_ok + 1; i < n; i++) {
+        const ep *b = &eps[i];
+        if (b->valid && b->ls == ASBP_LEADER_OK && !same_leader(a, b)) {
+            asbp_log(lg, ASBP_LOG_WARN, "Multiple leaders detected "
+                     "(split-brain): %s says %s:%d, %s says %s:%d",
+                     a->masked, a->leader->host, a->leader->port,
+                     b->masked, b->leader->host, b->leader->port);
+            res->outcome = ASBP_DISC_SPLIT;
+            use_answer(res, a);
+            return;
         }
-        res->outcome = ASBP_DISC_LEADER;
-        snprintf(res->leader_host, sizeof res->leader_host, "%s", a->leader->host);
-        res->leader_port = a->leader->port;
-        use_answer(res, a);
-        return;
     }
+    res->outcome = ASBP_DISC_LEADER;
+    snprintf(res->leader_host, sizeof res->leader_host, "%s", a->leader->host);
+    res->leader_port = a->leader->port;
+    use_answer(res, a);
+}
 
-    res->outcome = ASBP_DISC_TRANSITION;
-    use_answer(res, &eps[first_valid]);
+static void decide(ep *eps, size_t n, int64_t timeout_ms,
+                   const asbp_logger *lg, asbp_discovery_result *res,
+                   asbp_err *err)
+{
+    size_t first_valid, first_ok;
+    tally(eps, n, lg, res, &first_valid, &first_ok);
+    if (first_valid == n)
+        report_failed(eps, n, timeout_ms, lg, res, err);
+    else if (first_ok < n)
+        pick_leader(eps, n, first_ok, lg, res);
+    else {
+        res->outcome = ASBP_DISC_TRANSITION;
+        use_answer(res, &eps[first_valid]);
+    }
 }
 
 /* ---- the round -------------------------------------------------------- */
 
-asbp_code asbp_discover(const asbp_discovery_cfg *cfg, const asbp_clock *clk,
-                        int64_t deadline_ms, const asbp_logger *lg,
-                        asbp_discovery_result *res, asbp_err *err)
-{
-    CURLM *multi;
-    ep *eps;
-    size_t i, n;
-    int64_t start, end, grace_end = -1, timeout_ms;
-    int running = 0;
-    asbp_code rc = ASBP_OK;
+/* What one asbp_discover call works with. */
+typedef struct disc_round {
+    const asbp_discovery_cfg *cfg;
+    const asbp_clock *clk;
+    const asbp_logger *lg;
+    CURLM *multi;               /* owned; freed at the end of asbp_discover */
+    ep *eps;                    /* owned (cfg->n_urls); freed by eps_free */
+    size_t n;
+    int64_t start, end;         /* on clk */
+    int64_t timeout_ms;         /* end - start */
+    int64_t grace_end;          /* real monotonic clock; -1: no valid answer yet */
+} disc_round;
 
-    asbp_err_clear(err);
-    memset(res, 0, sizeof *res);
-    res->outcome = ASBP_DISC_FAILED;
+/* Checks the configuration and sets the round's start, end and length. */
+static asbp_code round_window(disc_round *r, int64_t deadline_ms, asbp_err *err)
+{
+    const asbp_discovery_cfg *cfg = r->cfg;
     if (!cfg || !cfg->urls || cfg->n_urls == 0)
         return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
                             "Patroni discovery: no endpoint configured");
     if (cfg->timeout_ms <= 0 && deadline_ms <= 0)
         return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
                             "Patroni discovery: neither a timeout nor a deadline");
-    n = cfg->n_urls;
-    start = asbp_clock_now_ms(clk);
-    end = cfg->timeout_ms > 0 ? start + cfg->timeout_ms : deadline_ms;
-    if (deadline_ms > 0 && deadline_ms < end)
-        end = deadline_ms;
-    timeout_ms = end - start;
-    if (timeout_ms <= 0)
+    r->n = cfg->n_urls;
+    r->start = asbp_clock_now_ms(r->clk);
+    r->end = cfg->timeout_ms > 0 ? r->start + cfg->timeout_ms : deadline_ms;
+    if (deadline_ms > 0 && deadline_ms < r->end)
+        r->end = deadline_ms;
+    r->timeout_ms = r->end - r->start;
+    if (r->timeout_ms <= 0)
         return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_FAILOVER,
                             "Patroni API not asked: no time left before the deadline");
+    return ASBP_OK;
+}
 
-    eps = calloc(n, sizeof *eps);   /* freed by eps_free */
-    multi = curl_multi_init();      /* freed at the end */
-    if (!eps || !multi) {
-        free(eps);
-        if (multi)
-            curl_multi_cleanup(multi);
+/* Creates, sets up and adds one easy handle per endpoint. */
+static asbp_code start_transfers(disc_round *r, asbp_discovery_result *res,
+                                 asbp_err *err)
+{
+    size_t i;
+    for (i = 0; i < r->n; i++) {
+        ep *e = &r->eps[i];
+        const char *what = "";
+        CURLcode c;
+        CURLMcode mc;
+        e->url = r->cfg->urls[i] ? r->cfg->urls[i] : "";
+        asbp_url_mask(e->url, e->masked, sizeof e->masked);
+        e->easy = curl_easy_init();   /* freed by eps_free */
+        if (!e->easy)
+            return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT,
+                                "Patroni discovery: libcurl cannot create a handle");
+        c = setup(e, r->cfg, r->timeout_ms, &what);
+        if (c != CURLE_OK) {
+            asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                         "Patroni discovery: libcurl refused %s for %s: %s",
+                         what, e->masked, curl_easy_strerror(c));
+            err->curl_code = (int)c;
+            return ASBP_E_USAGE;
+        }
+        if ((mc = curl_multi_add_handle(r->multi, e->easy)) != CURLM_OK)
+            return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT,
+                                "Patroni discovery: %s", curl_multi_strerror(mc));
+        e->added = 1;
+        res->requests++;
+        ASBP_TRACE(r->lg, "pid %ld: discovery: GET %s (timeout %lld ms)",
+                   (long)getpid(), e->masked, (long long)r->timeout_ms);
+    }
+    return ASBP_OK;
+}
+
+/* Classifies the transfers that finished; the first valid answer opens
+ * the grace window. */
+static void collect_finished(disc_round *r)
+{
+    CURLMsg *msg;
+    int q;
+    while ((msg = curl_multi_info_read(r->multi, &q)) != NULL) {
+        ep *e = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&e);
+        if (!e || e->done)
+            continue;
+        finish(e, msg->data.result, r->timeout_ms, r->lg);
+        if (e->valid && r->grace_end < 0)
+            r->grace_end = asbp_monotonic_ms() + ASBP_DISCOVERY_GRACE_MS;
+    }
+}
+
+/* Runs the transfers until every one finished, the grace window after
+ * the first valid answer is over, or the round's end. */
+static asbp_code run_transfers(disc_round *r, asbp_err *err)
+{
+    int running = 0;
+    for (;;) {
+        CURLMcode mc;
+        int64_t now, real, wait;
+
+        mc = curl_multi_perform(r->multi, &running);
+        if (mc != CURLM_OK)
+            return asbp_err_set(err, mc == CURLM_OUT_OF_MEMORY ? ASBP_E_NOMEM
+                                : ASBP_E_DISCOVERY, ASBP_EC_REPORT,
+                                "Patroni discovery: %s", curl_multi_strerror(mc));
+        collect_finished(r);
+        real = asbp_monotonic_ms();
+        if (running == 0)
+            return ASBP_OK;             /* every transfer finished */
+        if (r->grace_end >= 0 && real >= r->grace_end)
+            return ASBP_OK;             /* a valid answer and the grace is over */
+        now = asbp_clock_now_ms(r->clk);
+        if (now >= r->end)
+            return ASBP_OK;             /* deadline */
+        wait = r->end - now;
+        if (r->grace_end >= 0 && r->grace_end - real < wait)
+            wait = r->grace_end - real;
+        if (wait > INT_MAX)
+            wait = INT_MAX;
+        mc = curl_multi_poll(r->multi, NULL, 0, (int)wait, NULL);
+        if (mc != CURLM_OK)
+            return asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_REPORT,
+                                "Patroni discovery: %s", curl_multi_strerror(mc));
+    }
+}
+
+asbp_code asbp_discover(const asbp_discovery_cfg *cfg, const asbp_clock *clk,
+                        int64_t deadline_ms, const asbp_logger *lg,
+                        asbp_discovery_result *res, asbp_err *err)
+{
+    disc_round r;
+    asbp_code rc;
+
+    asbp_err_clear(err);
+    memset(res, 0, sizeof *res);
+    res->outcome = ASBP_DISC_FAILED;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.clk = clk;
+    r.lg = lg;
+    r.grace_end = -1;
+    rc = round_window(&r, deadline_ms, err);
+    if (rc != ASBP_OK)
+        return rc;
+
+    r.eps = calloc(r.n, sizeof *r.eps);   /* freed by eps_free */
+    r.multi = curl_multi_init();          /* freed below */
+    if (!r.eps || !r.multi) {
+        free(r.eps);
+        if (r.multi)
+            curl_multi_cleanup(r.multi);
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT,
                             "Patroni discovery: out of memory");
     }
 
-    for (i = 0; i < n; i++) {
-        ep *e = &eps[i];
-        const char *what = "";
-        CURLcode c;
-        CURLMcode mc;
-        e->url = cfg->urls[i] ? cfg->urls[i] : "";
-        asbp_url_mask(e->url, e->masked, sizeof e->masked);
-        e->easy = curl_easy_init();
-        if (!e->easy) {
-            rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT,
-                              "Patroni discovery: libcurl cannot create a handle");
-            goto out;
-        }
-        c = setup(e, cfg, timeout_ms, &what);
-        if (c != CURLE_OK) {
-            rc = asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
-                              "Patroni discovery: libcurl refused %s for %s: %s",
-                              what, e->masked, curl_easy_strerror(c));
-            err->curl_code = (int)c;
-            goto out;
-        }
-        if ((mc = curl_multi_add_handle(multi, e->easy)) != CURLM_OK) {
-            rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT,
-                              "Patroni discovery: %s", curl_multi_strerror(mc));
-            goto out;
-        }
-        e->added = 1;
-        res->requests++;
-        ASBP_TRACE(lg, "pid %ld: discovery: GET %s (timeout %lld ms)",
-                   (long)getpid(), e->masked, (long long)timeout_ms);
+    rc = start_transfers(&r, res, err);
+    if (rc == ASBP_OK)
+        rc = run_transfers(&r, err);
+    if (rc == ASBP_OK) {
+        decide(r.eps, r.n, r.timeout_ms, lg, res, err);
+        res->elapsed_ms = asbp_clock_now_ms(clk) - r.start;
+        ASBP_TRACE(lg, "pid %ld: discovery: outcome %d after %lld ms, %lu of %lu "
+                   "endpoints answered", (long)getpid(), (int)res->outcome,
+                   (long long)res->elapsed_ms, (unsigned long)res->answered,
+                   (unsigned long)res->requests);
     }
 
-    for (;;) {
-        CURLMsg *msg;
-        CURLMcode mc;
-        int q;
-        int64_t now, real, wait;
-
-        mc = curl_multi_perform(multi, &running);
-        if (mc != CURLM_OK) {
-            rc = asbp_err_set(err, mc == CURLM_OUT_OF_MEMORY ? ASBP_E_NOMEM
-                              : ASBP_E_DISCOVERY, ASBP_EC_REPORT,
-                              "Patroni discovery: %s", curl_multi_strerror(mc));
-            goto out;
-        }
-        while ((msg = curl_multi_info_read(multi, &q)) != NULL) {
-            ep *e = NULL;
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&e);
-            if (!e || e->done)
-                continue;
-            finish(e, msg->data.result, timeout_ms, lg);
-            if (e->valid && grace_end < 0)
-                grace_end = asbp_monotonic_ms() + ASBP_DISCOVERY_GRACE_MS;
-        }
-        real = asbp_monotonic_ms();
-        if (running == 0)
-            break;                      /* every transfer finished */
-        if (grace_end >= 0 && real >= grace_end)
-            break;                      /* a valid answer and the grace is over */
-        now = asbp_clock_now_ms(clk);
-        if (now >= end)
-            break;                      /* deadline */
-        wait = end - now;
-        if (grace_end >= 0 && grace_end - real < wait)
-            wait = grace_end - real;
-        if (wait > INT_MAX)
-            wait = INT_MAX;
-        mc = curl_multi_poll(multi, NULL, 0, (int)wait, NULL);
-        if (mc != CURLM_OK) {
-            rc = asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_REPORT,
-                              "Patroni discovery: %s", curl_multi_strerror(mc));
-            goto out;
-        }
-    }
-
-    decide(eps, n, timeout_ms, lg, res, err);
-    res->elapsed_ms = asbp_clock_now_ms(clk) - start;
-    ASBP_TRACE(lg, "pid %ld: discovery: outcome %d after %lld ms, %lu of %lu "
-               "endpoints answered", (long)getpid(), (int)res->outcome,
-               (long long)res->elapsed_ms, (unsigned long)res->answered,
-               (unsigned long)res->requests);
-
-out:
     /* Transfers still running (hanging or slow endpoints) are dropped here:
      * removing and cleaning their handles closes their sockets. */
-    eps_free(multi, eps, n);
-    curl_multi_cleanup(multi);
+    eps_free(r.multi, r.eps, r.n);
+    curl_multi_cleanup(r.multi);
     if (rc != ASBP_OK)
         asbp_discovery_result_clear(res);
     return rc;
