@@ -4,6 +4,10 @@
  * when, the circuit breaker, the members last seen, and counters for the
  * per-process view.  Pure state: every function takes the time "now" from
  * its caller (the context's clock), so tests drive it without sleeping.
+ *
+ * NULL: read-only accessors, asbp_cluster_free, forget_leader, trip,
+ * reset_breaker and count accept a NULL cluster (nothing, 0, "" or -1);
+ * set_leader and set_members need a cluster.
  */
 #ifndef ASBP_CLUSTER_H
 #define ASBP_CLUSTER_H
@@ -23,11 +27,16 @@ typedef struct asbp_cluster_stats {
     unsigned long breaker_skips;   /* API not asked: breaker open */
 } asbp_cluster_stats;
 
+/* key copied (NULL: ""); free with asbp_cluster_free (the owner: asbp_ctx). */
 asbp_cluster *asbp_cluster_new(const char *key);
 void asbp_cluster_free(asbp_cluster *c);
 const char *asbp_cluster_key(const asbp_cluster *c);
 
-/* Records a leader found now (resets the breaker). */
+/*
+ * Records a leader found now (host copied): resets the breaker and counts a
+ * leader change when host or port differ from the leader kept (none kept
+ * counts too).  -1: host NULL or no memory (nothing changed).
+ */
 int asbp_cluster_set_leader(asbp_cluster *c, const char *host, int port,
                             int64_t now_ms);
 /*
@@ -42,7 +51,12 @@ int asbp_cluster_last_leader(const asbp_cluster *c, const char **host,
 /* Forgets the cached leader (it refused us: not writable or gone). */
 void asbp_cluster_forget_leader(asbp_cluster *c);
 
-/* Members last seen in a valid answer (copied). */
+/*
+ * Members last seen in a valid answer (copied).  n == 0 keeps the last
+ * list.  The same list (same hosts and ports in the same order) only
+ * refreshes its time; another list replaces it and moves the generation.
+ * -1: no memory (the last list is kept).
+ */
 int asbp_cluster_set_members(asbp_cluster *c, size_t n, const char *const *hosts,
                              const int *ports, int64_t now_ms);
 size_t asbp_cluster_member_count(const asbp_cluster *c);
@@ -51,15 +65,17 @@ unsigned long asbp_cluster_members_gen(const asbp_cluster *c);
 const char *asbp_cluster_member_host(const asbp_cluster *c, size_t i);
 int asbp_cluster_member_port(const asbp_cluster *c, size_t i);
 
-/* Circuit breaker. */
+/* Circuit breaker: trip records a failure at now_ms (set_leader resets). */
 void asbp_cluster_trip(asbp_cluster *c, int64_t now_ms);
 void asbp_cluster_reset_breaker(asbp_cluster *c);
-/* 1 when open (API must not be asked); remaining_ms filled when open. */
+/* 1 when open (API must not be asked): less than delay_ms since the last
+ * failure; remaining_ms filled when open. */
 int asbp_cluster_breaker_open(const asbp_cluster *c, int64_t now_ms,
                               int64_t delay_ms, int64_t *remaining_ms);
 int64_t asbp_cluster_last_failure(const asbp_cluster *c); /* -1: none */
 
-/* Counters change only here: one event of the given kind. */
+/* Counters change only here: one event of the given kind (leader_changes
+ * is counted by asbp_cluster_set_leader). */
 typedef enum asbp_counter {
     ASBP_COUNT_DISCOVERIES = 0,
     ASBP_COUNT_API_FAILURES,

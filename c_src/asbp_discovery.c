@@ -362,7 +362,7 @@ static void use_answer(asbp_discovery_result *res, ep *e)
 
 /* Logs every finished answer and counts the valid ones; first_valid and
  * first_ok (valid with a usable leader) are n when there is none. */
-static void tally(ep *eps, size_t n, const asbp_logger *lg,
+static void tally(const ep *eps, size_t n, const asbp_logger *lg,
                   asbp_discovery_result *res, size_t *first_valid,
                   size_t *first_ok)
 {
