@@ -205,6 +205,7 @@ static void test_members(void)
     p3[1] = 5433;
     is_int(asbp_cluster_set_members(c, 3, hm, p3, T0 + 6000), 0, "set from a mutable buffer");
     mutable_host[1] = 'X';
+    is_str(mutable_host, "nX", "the caller's text changed");
     is_str(asbp_cluster_member_host(c, 0), "n1", "members are copied");
     is_int(asbp_cluster_members_gen(c), gen + 1, "generation moved once");
     is_int(asbp_cluster_set_members(c, 3, h3, p3, T0 + 7000), 0, "same content, other pointers");

@@ -61,7 +61,6 @@ static void test_sink_and_levels(void)
     is_int(s.n, 4, "no callback: messages dropped");
     asbp_log(NULL, ASBP_LOG_ERROR, "x");
     asbp_log_at(NULL, T0, ASBP_LOG_ERROR, "x");
-    ASBP_TRACE((const asbp_logger *)NULL, "x");
     ok(1, "a NULL logger is accepted");
 }
 
@@ -107,16 +106,15 @@ static void test_window(void)
 
     asbp_log_at(clg, T0 + 96000, ASBP_LOG_TRACE, "trace");
     is_int(s.n, 6, "trace dropped (flag off) even with suppression on");
-    lg.trace = 1;
-    asbp_log_at(clg, T0 + 96000, ASBP_LOG_TRACE, "trace");
-    asbp_log_at(clg, T0 + 96001, ASBP_LOG_TRACE, "trace");
-    is_int(s.n, 8, "trace messages are never suppressed");
-    lg.trace = 0;
-
     ok(before.fn == lg.fn && before.ud == lg.ud && before.trace == lg.trace
        && before.recent == lg.recent && before.nrecent == lg.nrecent
        && before.dedupe_ms == lg.dedupe_ms,
        "the logger itself is not written; only its table is");
+
+    lg.trace = 1;
+    asbp_log_at(clg, T0 + 96000, ASBP_LOG_TRACE, "trace");
+    asbp_log_at(clg, T0 + 96001, ASBP_LOG_TRACE, "trace");
+    is_int(s.n, 8, "trace messages are never suppressed");
 }
 
 static void test_table_full(void)
