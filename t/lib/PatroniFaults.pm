@@ -3,7 +3,8 @@ package PatroniFaults;
 # Test helper: the faults PatroniCluster injects into one node's processes:
 # SIGKILL of the node (kill_node, kill_leader), SIGTERM (stop_node), the
 # REST API moved away (stop_api / start_api) or frozen (hang_api /
-# resume_api).  Methods imported by PatroniCluster (see its POD); they use
+# resume_api).  Methods imported by PatroniCluster (see its POD; the
+# helpers here whose names start with _ are plain functions); they use
 # these methods of the cluster:
 #
 #   _node($n)          (number, node record) for 1..N, "nodeN" or "leader"
@@ -58,7 +59,7 @@ sub stop_node {
     croak "stop_node($i): still alive: @left" if @left;
     $nd->{pid} = undef;
     $nd->{state} = 'stopped';
-    $self->_move_api($i, $nd->{api_port});
+    _move_api($self, $i, $nd->{api_port});
     $nd->{api} = 'up';
     return time - $t0;
 }
@@ -81,7 +82,7 @@ sub stop_api {
     croak "stop_api($i): node not running" unless $nd->{state} eq 'running';
     return if $nd->{api} eq 'stopped';
     require FreePort;
-    $self->_move_api($i, scalar FreePort::pick(1));
+    _move_api($self, $i, scalar FreePort::pick(1));
     $self->_wait($o{timeout} // 15, "$nd->{name} REST API to move to $nd->{api_listen}", sub {
         return (0, "port $nd->{api_port} still accepts") unless PatroniApi::port_refuses($nd->{api_port});
         return PatroniApi::answers($nd->{api_listen}, '/patroni', 1)
@@ -91,8 +92,8 @@ sub stop_api {
     return 1;
 }
 
-sub start_api  { my $self = shift; $self->_api_back(@_, from => 'stopped') }
-sub resume_api { my $self = shift; $self->_api_back(@_, from => 'hung') }
+sub start_api  { _api_back(@_, from => 'stopped') }
+sub resume_api { _api_back(@_, from => 'hung') }
 
 # hang_api($n): SIGSTOP of that node's patroni (the port accepts TCP but
 # never answers; its HA loop is frozen too). resume_api($n): SIGCONT.
@@ -118,7 +119,7 @@ sub _api_back {
         kill 'CONT', $nd->{pid};
         $nd->{api} = delete $nd->{api_before_hang} // 'up';
     } else {
-        $self->_move_api($i, $nd->{api_port});
+        _move_api($self, $i, $nd->{api_port});
         ($what, $why) = ("back on $nd->{api_port}", "port $nd->{api_port} not answering");
     }
     $self->_wait($o{timeout} // 15, "$nd->{name} REST API $what", sub {
