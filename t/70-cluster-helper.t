@@ -9,6 +9,8 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
 use PatroniCluster;
+use PatroniApi ();
+use ProcTree ();
 
 my $have_dbd = eval { require DBD::Pg; 1 };
 my $keep = PatroniCluster::_truthy($ENV{ASBP_KEEP_CLUSTER});
@@ -92,11 +94,11 @@ my $row = q{INSERT INTO sessions VALUES ('row1', '{"_whatToTrace":"dwho","_utime
     my $l = $c->leader;
     my $port = $c->api_port($l);
     $c->stop_api($l);
-    ok PatroniCluster::port_refuses($port), "stop_api: leader's REST port $port refuses connections";
+    ok PatroniApi::port_refuses($port), "stop_api: leader's REST port $port refuses connections";
     is $c->leader, $l, '... the node keeps its leader role (seen through the other APIs)';
     ok eval { $c->psql($l, q{INSERT INTO sessions VALUES ('row-api', '{}')}); 1 }, '... and still takes writes';
     $c->start_api($l);
-    my ($code) = PatroniCluster::http_get($port, '/cluster', 2);
+    my ($code) = PatroniApi::http_get($port, '/cluster', 2);
     is $code, 200, 'start_api: the port answers again';
 }
 
@@ -108,12 +110,12 @@ my $row = q{INSERT INTO sessions VALUES ('row1', '{"_whatToTrace":"dwho","_utime
     my $port = $c->api_port($r);
     $c->hang_api($r);
     my $t = time;
-    my ($code, $err) = PatroniCluster::http_get($port, '/cluster', 1);
+    my ($code, $err) = PatroniApi::http_get($port, '/cluster', 1);
     my $took = time - $t;
     ok !$code && $err eq 'timeout', "hang_api: GET on node$r times out ($err)";
     ok $took >= 0.9 && $took < 2, sprintf '... after the 1 s timeout (%.2f s): TCP accepted, no answer', $took;
     $c->resume_api($r);
-    ($code) = PatroniCluster::http_get($port, '/cluster', 2);
+    ($code) = PatroniApi::http_get($port, '/cluster', 2);
     is $code, 200, 'resume_api: the port answers again';
 }
 
@@ -132,8 +134,8 @@ my $killed;
     $killed = $k->{node};
     is $killed, $l, "kill_leader killed node$l (pids @{ $k->{pids} })";
     my $end = time + 2;
-    sleep 0.01 while time < $end && grep { PatroniCluster::_alive($_) } @{ $k->{pids} };
-    ok !(grep { PatroniCluster::_alive($_) } @{ $k->{pids} }), '... patroni, postmaster and children are gone';
+    sleep 0.01 while time < $end && grep { ProcTree::alive($_) } @{ $k->{pids} };
+    ok !(grep { ProcTree::alive($_) } @{ $k->{pids} }), '... patroni, postmaster and children are gone';
     my ($new, $secs) = $c->wait_new_leader(old => $killed, since => $k->{at}, timeout => 30);
     isnt $new, $killed, "a replica (node$new) became leader";
     ok $secs < 20, sprintf '... within 20 s (%.2f s)', $secs;
@@ -188,7 +190,7 @@ SKIP: {
     ok scalar(@pids) > 10, scalar(@pids) . ' processes of ours before stop';
     ok $c->stop, 'stop';
     diag sprintf 'teardown: %.1f s', $c->stop_seconds;
-    ok !(grep { PatroniCluster::_alive($_) } @pids), 'none of them is alive';
+    ok !(grep { ProcTree::alive($_) } @pids), 'none of them is alive';
     ok !-e $dir, "temp dir $dir removed";
     # ps -u postgres: nothing new may remain that is ours (other sessions may
     # run their own PostgreSQL on this machine: those are listed, not failed)

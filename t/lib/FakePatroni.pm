@@ -42,6 +42,7 @@ use warnings;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX ();
+use ProcTree ();
 use Time::HiRes ();
 
 our $USER     = 'llng';
@@ -159,9 +160,7 @@ sub stop {
     my $pid = delete $self->{pid} or return;
     delete $live{$pid};
     return unless $self->{owner} == $$;
-    kill 'KILL', -$pid;    # the server and its per-connection children
-    kill 'KILL', $pid;
-    waitpid $pid, 0;
+    ProcTree::kill_group( 'KILL', $pid );    # the server and its per-connection children
 }
 
 # A thread's copy of a server object must not stop the server when the

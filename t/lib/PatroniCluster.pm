@@ -1,6 +1,14 @@
 package PatroniCluster;
 
 # Test helper: a throw-away 3-node Patroni 3.x + etcd cluster on 127.0.0.1.
+# The supervisor: it starts, watches, queries and stops the processes, and
+# composes the helpers with one concern each:
+#   PatroniConfig  the etcd / Patroni YAML and the bootstrap script
+#   PatroniApi     the HTTP client for the REST API
+#   PatroniFaults  kill / stop / hang of a node's processes (methods here)
+#   WriteProbe     the forked write probe
+#   ProcSpawn      starting processes, the guardian
+#   ProcTree       the process table, signalling trees, waiting for exit
 # POD at the end of the file.
 
 use strict;
@@ -8,28 +16,28 @@ use warnings;
 
 use Carp qw(croak);
 use Cwd ();
-use Errno ();
 use File::Path ();
 use File::Spec ();
 use File::Temp ();
-use IO::Select ();
-use IO::Socket::INET ();
-use JSON::PP ();
 use POSIX ();
 use Scalar::Util ();
 use Time::HiRes qw(time sleep);
 
-our $VERSION = '0.01';
+use PatroniApi ();
+use PatroniConfig ();
+use PatroniFaults qw(kill_node kill_leader stop_node stop_api start_api hang_api resume_api);
+use ProcSpawn ();
+use ProcTree ();
+use WriteProbe ();
 
-my $JSON = JSON::PP->new->utf8->canonical;
+our $VERSION = '0.01';
 
 # Every cluster this process started and has not stopped yet (weak refs),
 # for the END block and the signal handlers.
 my %LIVE;
-my $PROBE_SEQ = 0;
 my $SIGNALS_INSTALLED;
 
-use constant MIB => 1024 * 1024;
+use constant MIB => PatroniConfig::MIB;
 
 # ------------------------------------------------------------ availability
 
@@ -189,26 +197,7 @@ sub multi_dsn {
 # postmaster (a stale file may name a reused pid)
 sub postmaster_pid {
     my ($self, $node) = @_;
-    my $data = $self->data_dir($node);
-    my $pid = _read_pidfile($data) or return;
-    return unless _alive($pid) && index(_cmdline($pid), "$data ") >= 0;
-    return $pid;
-}
-
-sub _cmdline {
-    open my $c, '<', "/proc/$_[0]/cmdline" or return '';
-    local $/;
-    my $cmd = <$c> // '';
-    $cmd =~ tr/\0/ /;
-    return $cmd;
-}
-
-sub _read_pidfile {
-    my ($data) = @_;
-    open my $fh, '<', "$data/postmaster.pid" or return;
-    my $pid = <$fh>;
-    return unless defined $pid && $pid =~ /^\s*(\d+)\s*$/;
-    return $1;
+    return ProcTree::postmaster($self->data_dir($node));
 }
 
 # Accepts 1..N, "nodeN" or "leader".
@@ -223,6 +212,13 @@ sub _idx {
     return $1 if $n =~ /^node(\d+)$/ && $1 >= 1 && $1 <= $self->{nodes};
     return $n if $n =~ /^\d+$/ && $n >= 1 && $n <= $self->{nodes};
     croak "unknown node '$n'";
+}
+
+# (number, node record) of a node named as _idx accepts
+sub _node {
+    my ($self, $n) = @_;
+    my $i = $self->_idx($n);
+    return ($i, $self->{node}[$i]);
 }
 
 # ------------------------------------------------------------ start
@@ -279,41 +275,19 @@ sub _prepare {
     my @pw = getpwnam('postgres') or croak 'no postgres user';
     @$self{qw(run_uid run_gid)} = @pw[2, 3];
 
-    my @ports = _free_ports(2 + 2 * $self->{nodes});
+    require FreePort;
+    my @ports = FreePort::pick(2 + 2 * $self->{nodes});
     @$self{qw(etcd_port etcd_peer_port)} = splice @ports, 0, 2;
 
     my $etcd_dir = "$dir/etcd";
     $self->_mkdir_owned($etcd_dir);
     $self->{etcd_yml} = "$dir/etcd.yml";
     $self->{etcd_log} = "$dir/etcd.log";
-    my $peer = "http://127.0.0.1:$self->{etcd_peer_port}";
-    my $client = "http://127.0.0.1:$self->{etcd_port}";
-    _write_file($self->{etcd_yml}, _yaml({
-        'name'                        => 'etcd0',
-        'data-dir'                    => "$etcd_dir/data",
-        'listen-client-urls'          => $client,
-        'advertise-client-urls'       => $client,
-        'listen-peer-urls'            => $peer,
-        'initial-advertise-peer-urls' => $peer,
-        'initial-cluster'             => "etcd0=$peer",
-        'initial-cluster-state'       => 'new',
-        'initial-cluster-token'       => $self->{scope},
-        'enable-v2'                   => \1,
-        'logger'                      => 'zap',
-        'log-outputs'                 => ['stderr'],
-    }), 0644);
-
-    # post_bootstrap: role llng, database sessions owned by it, the tables
-    my $sql = "$dir/bootstrap.sql";
-    _write_file($sql, $self->_bootstrap_sql, 0644);
-    my $script = "$dir/post_bootstrap.sh";
-    _write_file($script, <<"SH", 0755);
-#!/bin/sh
-# Patroni passes a libpq conninfo string as the last argument.
-for last; do :; done
-exec $self->{pg_bin}/psql -X -q -v ON_ERROR_STOP=1 -d "\$last" -f $sql
-SH
-    $self->{post_bootstrap} = $script;
+    PatroniConfig::write_etcd($self->{etcd_yml}, name => 'etcd0', data_dir => "$etcd_dir/data",
+        client_port => $self->{etcd_port}, peer_port => $self->{etcd_peer_port},
+        token => $self->{scope});
+    $self->{post_bootstrap} = PatroniConfig::write_bootstrap($dir, pg_bin => $self->{pg_bin},
+        user => $self->{user}, password => $self->{password});
 
     for my $i ($self->nodes) {
         my $nd = $self->{node}[$i] = {
@@ -335,107 +309,10 @@ SH
     $self->_note("prepared $dir");
 }
 
-sub _bootstrap_sql {
-    my ($self) = @_;
-    my $u = _qident($self->{user});
-    my $pw = _qlit($self->{password});
-    return <<"SQL";
-CREATE ROLE $u LOGIN PASSWORD $pw;
-CREATE DATABASE sessions OWNER $u;
-\\connect sessions
-SET ROLE $u;
-CREATE TABLE sessions (
-    id varchar(64) not null primary key,
-    a_session jsonb
-);
-CREATE INDEX uid1 ON sessions USING BTREE ((a_session ->> '_whatToTrace'));
-CREATE INDEX s1 ON sessions ((a_session ->> '_session_kind'));
-CREATE INDEX u1 ON sessions ((cast(a_session ->> '_utime' as bigint)));
-CREATE INDEX ip1 ON sessions USING BTREE ((a_session ->> 'ipAddr'));
--- side table for the helper's own write probes
-CREATE TABLE asbp_probe (
-    k text not null primary key,
-    node text,
-    t timestamptz not null default clock_timestamp()
-);
-SQL
-}
-
-sub _node_conf {
-    my ($self, $i) = @_;
-    my $nd = $self->{node}[$i];
-    my $pg = $self->{pg_bin};
-    return {
-        scope     => $self->{scope},
-        namespace => '/asbp/',
-        name      => $nd->{name},
-        restapi   => {
-            listen          => "127.0.0.1:$nd->{api_listen}",
-            connect_address => "127.0.0.1:$nd->{api_port}",
-        },
-        etcd      => { host => "127.0.0.1:$self->{etcd_port}", protocol => 'http' },
-        bootstrap => {
-            dcs => {
-                ttl                     => 10,
-                loop_wait               => 1,
-                retry_timeout           => 4,
-                maximum_lag_on_failover => MIB,
-                synchronous_mode        => $self->{sync} ? \1 : \0,
-                postgresql              => {
-                    use_pg_rewind => \1,
-                    use_slots     => \1,
-                    remove_data_directory_on_rewind_failure     => \1,
-                    remove_data_directory_on_diverged_timelines => \1,
-                    parameters    => {
-                        wal_level             => 'replica',
-                        hot_standby           => 'on',
-                        wal_log_hints         => 'on',
-                        max_wal_senders       => 10,
-                        max_replication_slots => 10,
-                        wal_keep_size         => '128MB',
-                        shared_buffers        => '32MB',
-                        max_connections       => 100,
-                    },
-                },
-            },
-            initdb         => [ { encoding => 'UTF8' }, { locale => 'C.UTF-8' } ],
-            post_bootstrap => $self->{post_bootstrap},
-        },
-        postgresql => {
-            listen          => "127.0.0.1:$nd->{pg_port}",
-            connect_address => "127.0.0.1:$nd->{pg_port}",
-            data_dir        => $nd->{data},
-            bin_dir         => $pg,
-            pgpass          => "$nd->{home}/pgpass",
-            use_unix_socket => \1,
-            authentication  => {
-                superuser   => { username => $self->{superuser}, password => $self->{superpassword} },
-                replication => { username => $self->{repl_user}, password => $self->{repl_password} },
-            },
-            parameters => {
-                unix_socket_directories => "$nd->{home}/sock",
-                logging_collector       => 'on',
-                log_directory           => "$nd->{home}/pglog",
-                log_filename            => 'postgresql.log',
-                log_line_prefix         => '%m [%p] %q%u@%d ',
-            },
-            pg_hba => [
-                'local all all trust',
-                'local replication all trust',
-                "host replication $self->{repl_user} 127.0.0.1/32 scram-sha-256",
-                'host all all 127.0.0.1/32 scram-sha-256',
-            ],
-            basebackup => [ { checkpoint => 'fast' } ],
-        },
-    };
-}
-
 sub _write_node_yml {
     my ($self, $i) = @_;
     my $nd = $self->{node}[$i];
-    my $tmp = "$nd->{yml}.tmp";
-    _write_file($tmp, _yaml($self->_node_conf($i)), 0644);
-    rename $tmp, $nd->{yml} or croak "rename $tmp: $!";
+    PatroniConfig::write_node($nd->{yml}, $self, $nd);
 }
 
 sub _mkdir_owned {
@@ -446,50 +323,12 @@ sub _mkdir_owned {
 
 # ------------------------------------------------------------ processes
 
-# Forks and execs @cmd as postgres (via setpriv when root) with a scrubbed
-# environment, in its own session, stdin from /dev/null, stdout+stderr
-# appended to $log, every other fd closed.
-sub _spawn {
-    my ($self, $log, @cmd) = @_;
-    my @pre = $> == 0
-        ? ('/usr/bin/setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups')
-        : ();
-    my $pid = fork;
-    croak "fork: $!" unless defined $pid;
-    if (!$pid) {
-        eval {
-            POSIX::setsid();
-            open STDIN, '<', '/dev/null' or die "stdin: $!";
-            open STDOUT, '>>', $log or die "open $log: $!";
-            open STDERR, '>&', \*STDOUT or die "dup: $!";
-            _close_fds_above_2();
-            chdir '/';    # the caller's directory may not be readable by postgres
-            exec @pre, '/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', 'LANG=C.UTF-8', @cmd;
-            die "exec @cmd: $!";
-        };
-        print STDERR $@ if $@;
-        POSIX::_exit(127);
-    }
-    return $pid;
-}
-
-sub _close_fds_above_2 {
-    my @fds;
-    if (opendir my $d, '/proc/self/fd') {
-        @fds = grep { /^\d+$/ && $_ > 2 } readdir $d;
-        closedir $d;
-    } else {
-        @fds = 3 .. 1023;
-    }
-    POSIX::close($_) for @fds;
-}
-
 sub _start_etcd {
     my ($self) = @_;
-    $self->{etcd_pid} = $self->_spawn($self->{etcd_log}, '/usr/bin/etcd', '--config-file', $self->{etcd_yml});
+    $self->{etcd_pid} = ProcSpawn::daemon($self->{etcd_log}, '/usr/bin/etcd', '--config-file', $self->{etcd_yml});
     $self->_note("etcd pid $self->{etcd_pid} on $self->{etcd_port}");
     $self->_wait(20, 'etcd /health', sub {
-        my ($code, $body) = http_get($self->{etcd_port}, '/health', 1);
+        my ($code, $body) = PatroniApi::http_get($self->{etcd_port}, '/health', 1);
         return 1 if $code && $code == 200 && $body =~ /"health"\s*:\s*"true"/;
         return (0, $code ? "HTTP $code $body" : $body);
     });
@@ -498,88 +337,11 @@ sub _start_etcd {
 sub _spawn_patroni {
     my ($self, $i) = @_;
     my $nd = $self->{node}[$i];
-    $nd->{pid} = $self->_spawn($nd->{log}, '/usr/bin/patroni', $nd->{yml});
+    $nd->{pid} = ProcSpawn::daemon($nd->{log}, '/usr/bin/patroni', $nd->{yml});
     $nd->{state} = 'running';
     $nd->{api} = $nd->{api_listen} == $nd->{api_port} ? 'up' : 'stopped';
     $self->_note("$nd->{name}: patroni pid $nd->{pid}, pg $nd->{pg_port}, api $nd->{api_port}");
     return $nd->{pid};
-}
-
-# Process table: pid => {ppid, state, uid, cmd}
-sub _procs {
-    my %t;
-    opendir my $d, '/proc' or return \%t;
-    for my $pid (grep { /^\d+$/ } readdir $d) {
-        open my $fh, '<', "/proc/$pid/stat" or next;
-        my $stat = <$fh> // next;
-        my ($state, $ppid) = $stat =~ /\)\s+(\S)\s+(\d+)/ or next;
-        my $uid = (stat "/proc/$pid")[4];
-        $t{$pid} = { ppid => $ppid, state => $state, uid => $uid, cmd => _cmdline($pid) };
-    }
-    closedir $d;
-    return \%t;
-}
-
-sub _alive {
-    my ($pid) = @_;
-    return 0 unless $pid;
-    waitpid($pid, POSIX::WNOHANG());    # reap it if it is our child
-    open my $fh, '<', "/proc/$pid/stat" or return 0;
-    my $stat = <$fh> // return 0;
-    my ($state) = $stat =~ /\)\s+(\S)/;
-    return defined $state && $state ne 'Z' && $state ne 'X';
-}
-
-# The processes belonging to a cluster directory: processes of $uid whose
-# command line names the directory (patroni, etcd, postmasters, pg_rewind...),
-# postmasters from postmaster.pid files, the @known pids, and all their
-# descendants.
-sub _dir_procs {
-    my ($dir, $uid, @known) = @_;
-    my $p = _procs();
-    my %set;
-    for my $pid (keys %$p) {
-        next if defined $uid && $p->{$pid}{uid} != $uid;
-        $set{$pid} = 1 if index($p->{$pid}{cmd}, "$dir/") >= 0;
-    }
-    for my $data (glob "$dir/*/data") {
-        my $pm = _read_pidfile($data) or next;
-        $set{$pm} = 1 if $p->{$pm} && index($p->{$pm}{cmd}, "$data ") >= 0;
-    }
-    $set{$_} = 1 for grep { $_ && $p->{$_} } @known;
-    my %kids;
-    push @{ $kids{ $p->{$_}{ppid} } }, $_ for keys %$p;
-    my @q = keys %set;
-    while (defined(my $x = shift @q)) {
-        for my $k (@{ $kids{$x} || [] }) { push @q, $k unless $set{$k}++ }
-    }
-    delete $set{$$};
-    return grep { $p->{$_}{state} ne 'Z' } sort { $a <=> $b } keys %set;
-}
-
-# Sends $sig to @pids (and SIGCONT, so stopped ones get it), waits up to
-# $grace seconds, SIGKILLs what is left and waits up to 5 more seconds.
-# Returns the pids still alive (should be none).
-sub _terminate {
-    my ($sig, $grace, @pids) = @_;
-    @pids = grep { _alive($_) } @pids;
-    return unless @pids;
-    kill $sig, @pids;
-    kill 'CONT', @pids;
-    my $end = time + $grace;
-    while (time < $end) {
-        @pids = grep { _alive($_) } @pids;
-        return unless @pids;
-        sleep 0.05;
-    }
-    kill 'KILL', @pids;
-    $end = time + 5;
-    while (time < $end) {
-        @pids = grep { _alive($_) } @pids;
-        return unless @pids;
-        sleep 0.05;
-    }
-    return @pids;
 }
 
 # Stops everything that belongs to $dir: patroni first (it stops its
@@ -595,19 +357,19 @@ sub reap_dir {
     my $t0 = time;
     {
         local $SIG{PIPE} = 'IGNORE';
-        my $p = _procs();
-        my @all = _dir_procs($dir, $uid, @known);
+        my $p = ProcTree::table();
+        my @all = ProcTree::dir_procs($dir, $uid, @known);
         my @patroni = grep { $p->{$_}{cmd} =~ m{/patroni\s} } @all;
         my %etcd = map { $_ => 1 } grep { $p->{$_}{cmd} =~ m{/etcd\s} } @all;
-        $etcd{$o{etcd_pid}} = 1 if $o{etcd_pid} && _alive($o{etcd_pid});
-        push @left, _terminate('TERM', $grace, @patroni);
+        $etcd{$o{etcd_pid}} = 1 if $o{etcd_pid} && ProcTree::alive($o{etcd_pid});
+        push @left, ProcTree::terminate('TERM', $grace, @patroni);
         $log->(sprintf 'patroni (%s) stopped in %.2f s', "@patroni", time - $t0);
-        my @rest = grep { !$etcd{$_} } _dir_procs($dir, $uid, @known);
-        push @left, _terminate('TERM', 5, @rest);
+        my @rest = grep { !$etcd{$_} } ProcTree::dir_procs($dir, $uid, @known);
+        push @left, ProcTree::terminate('TERM', 5, @rest);
         $log->(sprintf 'leftovers (%s) stopped in %.2f s', "@rest", time - $t0);
-        push @left, _terminate('TERM', 5, keys %etcd);
+        push @left, ProcTree::terminate('TERM', 5, keys %etcd);
         $log->(sprintf 'etcd stopped in %.2f s', time - $t0);
-        push @left, _dir_procs($dir, $uid, @known);
+        push @left, ProcTree::dir_procs($dir, $uid, @known);
     }
     if ($o{remove} && -d $dir) {
         my $cwd = Cwd::getcwd() // '';
@@ -616,14 +378,14 @@ sub reap_dir {
         $log->(sprintf '%s removed in %.2f s', $dir, time - $t0);
     }
     my %u;
-    return grep { !$u{$_}++ && _alive($_) } @left;
+    return grep { !$u{$_}++ && ProcTree::alive($_) } @left;
 }
 
 # Every pid of ours right now (patroni, etcd, postmasters and children).
 sub pids {
     my ($self) = @_;
     return () unless $self->{dir};
-    return _dir_procs($self->{dir}, $self->{run_uid}, $self->_known_pids);
+    return ProcTree::dir_procs($self->{dir}, $self->{run_uid}, $self->_known_pids);
 }
 
 # Processes that still look like ours after a stop: any whose command line
@@ -631,7 +393,7 @@ sub pids {
 sub leftover_pids {
     my ($self) = @_;
     return () unless $self->{dir};
-    my $p = _procs();
+    my $p = ProcTree::table();
     my $title = "postgres: $self->{scope}:";
     return sort { $a <=> $b } grep {
         $_ != $$ && $p->{$_}{state} ne 'Z'
@@ -643,65 +405,25 @@ sub leftover_pids {
 # kill may have been reused by an unrelated process since)
 sub _known_pids {
     my ($self) = @_;
-    return grep { $_ && _alive($_) && index(_cmdline($_), "$self->{dir}/") >= 0 }
+    return grep { $_ && ProcTree::alive($_) && index(ProcTree::cmdline($_), "$self->{dir}/") >= 0 }
         $self->{etcd_pid}, map { $self->{node}[$_]{pid} } $self->nodes;
 }
-
-# ------------------------------------------------------------ guardian
 
 # A forked watcher that stops the cluster if this process dies without
 # running its END blocks (SIGKILL, an unhandled signal, prove killed...).
 sub _start_guardian {
     my ($self) = @_;
-    pipe my $r, my $w or croak "pipe: $!";
     my $dir = $self->{dir};
     my $uid = $self->{run_uid};
-    my $pid = fork;
-    croak "fork: $!" unless defined $pid;
-    if (!$pid) {
-        close $w;
-        POSIX::setsid();
-        $SIG{$_} = 'IGNORE' for qw(INT TERM HUP PIPE QUIT);
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', '/dev/null';
-        my $rfd = fileno $r;
-        POSIX::close($_) for grep { $_ != $rfd } _open_fds_above_2();
-        my ($msg, $buf) = ('');
-        while (1) {
-            my $n = sysread $r, $buf, 64;
-            next if !defined $n && $!{EINTR};
-            last unless $n;
-            $msg .= $buf;
-            last if $msg =~ /[DK]/;    # torn down (or kept) by its owner
-        }
-        if ($msg !~ /[DK]/ && -d $dir) {
-            reap_dir($dir, uid => $uid, remove => !_truthy($ENV{ASBP_KEEP_CLUSTER}));
-        }
-        POSIX::_exit(0);
-    }
-    close $r;
-    $self->{guardian_pid} = $pid;
-    $self->{guardian_fh} = $w;
-}
-
-sub _open_fds_above_2 {
-    opendir my $d, '/proc/self/fd' or return 3 .. 1023;
-    my @fds = grep { /^\d+$/ && $_ > 2 } readdir $d;
-    closedir $d;
-    return @fds;
+    $self->{guardian_pid} = ProcSpawn::guardian(sub {
+        reap_dir($dir, uid => $uid, remove => !_truthy($ENV{ASBP_KEEP_CLUSTER})) if -d $dir;
+    });
 }
 
 sub _release_guardian {
     my ($self, $msg) = @_;
-    my $w = delete $self->{guardian_fh} or return;
-    local $SIG{PIPE} = 'IGNORE';
-    syswrite $w, $msg;
-    close $w;
-    if (my $g = delete $self->{guardian_pid}) {
-        my $end = time + 5;
-        while (time < $end) { last if waitpid($g, POSIX::WNOHANG()) != 0; sleep 0.01 }
-    }
+    my $g = delete $self->{guardian_pid} or return;
+    ProcSpawn::release($g, $msg);
 }
 
 # ------------------------------------------------------------ teardown
@@ -782,40 +504,7 @@ END {
     $? = $st;
 }
 
-# ------------------------------------------------------------ HTTP / waits
-
-# http_get($port, $path, $timeout) -> ($status, $body) or (undef, $error)
-sub http_get {
-    my ($port, $path, $timeout) = @_;
-    $timeout //= 2;
-    local $SIG{PIPE} = 'IGNORE';
-    my $deadline = time + $timeout;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp',
-                                  Timeout => $timeout)
-        or return (undef, 'connect: ' . ($! || $@));
-    my $req = "GET $path HTTP/1.0\r\nHost: 127.0.0.1:$port\r\nConnection: close\r\n\r\n";
-    defined syswrite($s, $req) or return (undef, "write: $!");
-    my $sel = IO::Select->new($s);
-    my $buf = '';
-    while (1) {
-        my $left = $deadline - time;
-        return (undef, 'timeout') if $left <= 0 || !$sel->can_read($left);
-        my $n = sysread $s, $buf, 65536, length $buf;
-        return (undef, "read: $!") unless defined $n;
-        last unless $n;
-    }
-    my ($head, $body) = split /\r\n\r\n/, $buf, 2;
-    my ($code) = ($head // '') =~ m{^HTTP/\S+\s+(\d+)} or return (undef, 'malformed HTTP answer');
-    return ($code, $body // '');
-}
-
-# true when a TCP connect to 127.0.0.1:$port is refused
-sub port_refuses {
-    my ($port) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 1);
-    return 0 if $s;
-    return $!{ECONNREFUSED} ? 1 : 0;
-}
+# ------------------------------------------------------------ waits
 
 sub _wait {
     my ($self, $timeout, $what, $cond, $interval) = @_;
@@ -863,19 +552,9 @@ sub cluster_json {
     my ($self, $timeout) = @_;
     my @errs;
     for my $i ($self->_api_nodes) {
-        my ($code, $body) = http_get($self->{node}[$i]{api_listen}, '/cluster', $timeout // 1);
-        if ($code && $code == 200) {
-            my $j = eval { $JSON->decode($body) };
-            if ($j && ref $j->{members} eq 'ARRAY') {
-                for my $m (@{ $j->{members} }) {
-                    $m->{node} = $1 if ($m->{name} // '') =~ /^node(\d+)$/;
-                }
-                return $j;
-            }
-            push @errs, "node$i: bad JSON";
-        } else {
-            push @errs, "node$i: " . ($code ? "HTTP $code" : $body);
-        }
+        my ($j, $err) = PatroniApi::cluster($self->{node}[$i]{api_listen}, $timeout // 1);
+        return $j if $j;
+        push @errs, "node$i: $err";
     }
     $self->{last_error} = join('; ', @errs) || 'no REST API to ask';
     return;
@@ -887,15 +566,13 @@ sub members {
     return @{ $j->{members} };
 }
 
-sub _is_leader_role { ($_[0] // '') =~ /^(?:leader|master|primary)$/ }
-
 # leader(): node number of the running leader in /cluster, or undef.
 # In list context: (node, name, pg_port).
 sub leader {
     my ($self, $j) = @_;
     $j //= $self->cluster_json or return;
     for my $m (@{ $j->{members} }) {
-        next unless _is_leader_role($m->{role}) && ($m->{state} // '') eq 'running' && $m->{node};
+        next unless PatroniApi::is_leader_role($m->{role}) && ($m->{state} // '') eq 'running' && $m->{node};
         return wantarray ? ($m->{node}, $m->{name}, $m->{port}) : $m->{node};
     }
     return;
@@ -920,7 +597,7 @@ sub role {
 sub replicas {
     my ($self, $j) = @_;
     $j //= $self->cluster_json or return;
-    return map { $_->{node} } grep { $_->{node} && !_is_leader_role($_->{role}) } @{ $j->{members} };
+    return map { $_->{node} } grep { $_->{node} && !PatroniApi::is_leader_role($_->{role}) } @{ $j->{members} };
 }
 
 # One check of the whole cluster: (1) or (0, what is missing).
@@ -931,7 +608,7 @@ sub healthy {
     my @want = grep { $self->{node}[$_]{state} eq 'running' } $self->nodes;
     my $desc = join ', ', map { sprintf '%s %s/%s lag=%s', $_->{name}, $_->{role} // '?', $_->{state} // '?',
                                         $_->{lag} // '-' } @m;
-    my ($leader) = grep { _is_leader_role($_->{role}) } @m;
+    my ($leader) = grep { PatroniApi::is_leader_role($_->{role}) } @m;
     return (0, "no leader [$desc]") unless $leader && ($leader->{state} // '') eq 'running';
     my %seen = map { ($_->{node} // 0) => $_ } @m;
     for my $i (@want) {
@@ -1010,44 +687,6 @@ sub wait_writable {
 
 # ------------------------------------------------------------ psql
 
-# _run($timeout, \%env, @cmd) -> ($exit_status, $stdout, $stderr)
-sub _run {
-    my ($self, $timeout, $env, @cmd) = @_;
-    my $out = File::Temp->new(TMPDIR => 1);
-    my $err = File::Temp->new(TMPDIR => 1);
-    my $pid = fork;
-    croak "fork: $!" unless defined $pid;
-    if (!$pid) {
-        eval {
-            open STDIN, '<', '/dev/null';
-            open STDOUT, '>', $out->filename or die;
-            open STDERR, '>', $err->filename or die;
-            %ENV = (PATH => '/usr/bin:/bin', LANG => 'C.UTF-8', %$env);
-            chdir '/';
-            exec @cmd or die "exec $cmd[0]: $!\n";
-        };
-        print STDERR $@;
-        POSIX::_exit(127);
-    }
-    my $end = time + $timeout;
-    my $st;
-    while (1) {
-        my $r = waitpid $pid, POSIX::WNOHANG();
-        if ($r == $pid) { $st = $?; last }
-        if (time > $end) {
-            kill 'KILL', $pid;
-            waitpid $pid, 0;
-            $st = -1;
-            last;
-        }
-        sleep 0.003;
-    }
-    my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
-    my ($o, $e) = ($slurp->($out->filename), $slurp->($err->filename));
-    $e .= "timed out after ${timeout}s\n" if $st == -1;
-    return ($st, $o, $e);
-}
-
 # psql_try($node, $sql_or_arrayref, user => 'app'|'super', db => 'sessions',
 #          timeout => 10, pgoptions => '...') -> ($ok, $stdout, $stderr)
 sub psql_try {
@@ -1058,7 +697,7 @@ sub psql_try {
     my %env = (PGPASSWORD => $super ? $self->{superpassword} : $self->{password},
                PGCONNECT_TIMEOUT => 3, PGAPPNAME => 'asbp-helper');
     $env{PGOPTIONS} = $o{pgoptions} if $o{pgoptions};
-    my ($st, $out, $err) = $self->_run($o{timeout} // 10, \%env,
+    my ($st, $out, $err) = ProcSpawn::run($o{timeout} // 10, \%env,
         "$self->{pg_bin}/psql", '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
         '-h', '127.0.0.1', '-p', $self->{node}[$i]{pg_port},
         '-U', $super ? $self->{superuser} : $self->{user},
@@ -1076,11 +715,13 @@ sub psql {
 }
 
 # ------------------------------------------------------------ actions
+# (the faults: kill_node, kill_leader, stop_node, stop_api, start_api,
+# hang_api, resume_api come from PatroniFaults)
 
 sub patronictl {
     my ($self, @args) = @_;
     my ($via) = ($self->_api_nodes, 1);
-    my ($st, $out, $err) = $self->_run(60, {}, '/usr/bin/patronictl', '-c', $self->{node}[$via]{yml}, @args);
+    my ($st, $out, $err) = ProcSpawn::run(60, {}, '/usr/bin/patronictl', '-c', $self->{node}[$via]{yml}, @args);
     return wantarray ? ($st == 0, $out, $err) : $out;
 }
 
@@ -1104,66 +745,12 @@ sub switchover {
     return $r;
 }
 
-# kill_node($n): SIGKILL of patroni, the postmaster and its children, all at
-# once (collected first). Returns immediately: { node, name, pids, at }.
-sub kill_node {
-    my ($self, $node) = @_;
-    my $i = $self->_idx($node);
-    my $nd = $self->{node}[$i];
-    my $p = _procs();
-    my @pids = grep { $_ && $p->{$_} } $nd->{pid}, $self->postmaster_pid($i);
-    my %set = map { $_ => 1 } @pids;
-    my %kids;
-    push @{ $kids{ $p->{$_}{ppid} } }, $_ for keys %$p;
-    my @q = @pids;
-    while (defined(my $x = shift @q)) {
-        for my $k (@{ $kids{$x} || [] }) { push @q, $k unless $set{$k}++ }
-    }
-    my @all = sort { $a <=> $b } keys %set;
-    my $at = time;
-    kill 'KILL', @all;
-    waitpid($nd->{pid}, 0) if $nd->{pid};
-    $nd->{pid} = undef;
-    $nd->{state} = 'killed';
-    $self->_note("killed $nd->{name}: @all");
-    return { node => $i, name => $nd->{name}, pids => \@all, at => $at };
-}
-
-sub kill_leader {
-    my ($self) = @_;
-    my $l = $self->leader or croak "kill_leader: no running leader ($self->{last_error})";
-    return $self->kill_node($l);
-}
-
-# stop_node($n, timeout => 30): SIGTERM to patroni (which stops PostgreSQL),
-# SIGKILL after the timeout; then any leftover postmaster.
-sub stop_node {
-    my ($self, $node, %o) = @_;
-    my $i = $self->_idx($node);
-    my $nd = $self->{node}[$i];
-    my $t0 = time;
-    my @left = _terminate('TERM', $o{timeout} // 30, $nd->{pid});
-    my $pm = $self->postmaster_pid($i);
-    if ($pm && _alive($pm)) {
-        my @pg = _dir_procs("$nd->{home}", undef, $pm);
-        push @left, _terminate('INT', 10, @pg);
-    }
-    croak "stop_node($i): still alive: @left" if @left;
-    $nd->{pid} = undef;
-    $nd->{state} = 'stopped';
-    $nd->{api} = 'up';
-    $nd->{api_listen} = $nd->{api_port};
-    $self->_write_node_yml($i);
-    return time - $t0;
-}
-
 # start_node($n, wait => 1, timeout => 60): starts patroni again; waits for a
 # healthy cluster (the node running and streaming) unless wait => 0.
 sub start_node {
     my ($self, $node, %o) = @_;
-    my $i = $self->_idx($node);
-    my $nd = $self->{node}[$i];
-    croak "start_node($i): patroni still running" if $nd->{pid} && _alive($nd->{pid});
+    my ($i, $nd) = $self->_node($node);
+    croak "start_node($i): patroni still running" if $nd->{pid} && ProcTree::alive($nd->{pid});
     my $t0 = time;
     $self->_spawn_patroni($i);
     $self->wait_healthy(timeout => $o{timeout} // 60, what => "$nd->{name} to rejoin")
@@ -1180,172 +767,23 @@ sub restart_node {
     return time - $t0;
 }
 
-# stop_api($n): moves restapi.listen to another free port and SIGHUPs
-# patroni; the advertised port (connect_address) then refuses connections
-# while the node keeps its role.
-sub stop_api {
-    my ($self, $node, %o) = @_;
-    my $i = $self->_idx($node);
-    my $nd = $self->{node}[$i];
-    croak "stop_api($i): node not running" unless $nd->{state} eq 'running';
-    return if $nd->{api} eq 'stopped';
-    ($nd->{api_listen}) = _free_ports(1);
-    $self->_write_node_yml($i);
-    kill 'HUP', $nd->{pid};
-    $self->_wait($o{timeout} // 15, "$nd->{name} REST API to move to $nd->{api_listen}", sub {
-        return (0, "port $nd->{api_port} still accepts") unless port_refuses($nd->{api_port});
-        my ($code) = http_get($nd->{api_listen}, '/patroni', 1);
-        return $code && $code == 200 ? 1 : (0, "moved port $nd->{api_listen} not answering");
-    });
-    $nd->{api} = 'stopped';
-    return 1;
-}
-
-sub start_api {
-    my ($self, $node, %o) = @_;
-    my $i = $self->_idx($node);
-    my $nd = $self->{node}[$i];
-    return if $nd->{api} ne 'stopped';
-    $nd->{api_listen} = $nd->{api_port};
-    $self->_write_node_yml($i);
-    kill 'HUP', $nd->{pid};
-    $self->_wait($o{timeout} // 15, "$nd->{name} REST API back on $nd->{api_port}", sub {
-        my ($code) = http_get($nd->{api_port}, '/patroni', 1);
-        return $code && $code == 200 ? 1 : (0, "port $nd->{api_port} not answering");
-    });
-    $nd->{api} = 'up';
-    return 1;
-}
-
-# hang_api($n): SIGSTOP of that node's patroni (the port accepts TCP but
-# never answers; its HA loop is frozen too). resume_api($n): SIGCONT.
-sub hang_api {
-    my ($self, $node) = @_;
-    my $i = $self->_idx($node);
-    my $nd = $self->{node}[$i];
-    croak "hang_api($i): node not running" unless $nd->{state} eq 'running';
-    kill 'STOP', $nd->{pid};
-    $nd->{api_before_hang} = $nd->{api};
-    $nd->{api} = 'hung';
-    return 1;
-}
-
-sub resume_api {
-    my ($self, $node, %o) = @_;
-    my $i = $self->_idx($node);
-    my $nd = $self->{node}[$i];
-    return if $nd->{api} ne 'hung';
-    kill 'CONT', $nd->{pid};
-    $nd->{api} = delete $nd->{api_before_hang} // 'up';
-    $self->_wait($o{timeout} // 15, "$nd->{name} REST API to answer again", sub {
-        my ($code) = http_get($nd->{api_listen}, '/patroni', 1);
-        return $code && $code == 200 ? 1 : (0, "not answering");
-    });
-    return 1;
-}
-
 # ------------------------------------------------------------ write probe
 
-# start_probe(interval => 0.02): a forked DBD::Pg loop that tries
-# INSERT INTO asbp_probe on every node every `interval` seconds and logs
-# each acknowledged write. Returns a handle for stop_probe.
+# start_probe(interval => 0.02): a WriteProbe on every node; its handle is
+# for stop_probe, which returns its result (see WriteProbe).
 sub start_probe {
     my ($self, %o) = @_;
-    eval { require DBI; require DBD::Pg; 1 } or croak 'start_probe needs DBD::Pg (libdbd-pg-perl)';
-    my $interval = $o{interval} // 0.02;
-    my $tag = sprintf 'probe-%d-%d', $$, ++$PROBE_SEQ;
-    my $file = "$self->{dir}/$tag.log";
-    my @nodes = $self->nodes;
-    my %dsn = map { $_ => $self->dsn($_) . ';connect_timeout=1' } @nodes;
-    my $pid = fork;
-    croak "fork: $!" unless defined $pid;
-    if (!$pid) {
-        # a forked child must not keep the guardians' pipes open, and must
-        # not outlive the test process
-        close $_->{guardian_fh} for grep { $_ && $_->{guardian_fh} } values %LIVE;
-        my $parent = getppid;
-        my $stop = 0;
-        $SIG{TERM} = sub { $stop = 1 };
-        $SIG{INT} = 'IGNORE';
-        open my $out, '>', $file or POSIX::_exit(1);
-        $out->autoflush(1);
-        my (%dbh, $n);
-        until ($stop || getppid != $parent) {
-            my $round = time;
-            for my $i (@nodes) {
-                last if $stop;
-                my $dbh = $dbh{$i} //= eval {
-                    my $h = DBI->connect("$dsn{$i}", $self->{user}, $self->{password},
-                        { RaiseError => 1, PrintError => 0, PrintWarn => 0, AutoCommit => 1 });
-                    $h->do('SET statement_timeout = 2000');
-                    $h;
-                };
-                unless ($dbh) {
-                    (my $e = $@ // '') =~ s/\s+/ /g;
-                    printf $out "%.6f\t%d\tnoconn\t%s\n", time, $i, substr($e, 0, 120);
-                    next;
-                }
-                my $k = "$tag-" . ++$n;
-                my $warn = '';
-                local $SIG{__WARN__} = sub { $warn .= $_[0] };
-                my $ok = eval { $dbh->do('INSERT INTO asbp_probe(k, node) VALUES (?, ?)', undef, $k, "node$i"); 1 };
-                my $t = time;
-                if ($ok) {
-                    printf $out "%.6f\t%d\t%s\t%s\n", $t, $i, ($warn =~ /synchronous/i ? 'local' : 'ok'), $k;
-                } else {
-                    (my $e = $@ // '') =~ s/\s+/ /g;
-                    printf $out "%.6f\t%d\terr\t%s\n", $t, $i, substr($e, 0, 120);
-                    delete $dbh{$i} unless eval { $dbh->ping };
-                }
-            }
-            my $left = $interval - (time - $round);
-            sleep $left if $left > 0 && !$stop;
-        }
-        close $out;
-        POSIX::_exit(0);
-    }
-    my $p = { pid => $pid, file => $file, tag => $tag, started => time };
-    $self->{probes}{$tag} = $p;
+    my $p = WriteProbe->start(interval => $o{interval}, dir => $self->{dir},
+        user => $self->{user}, password => $self->{password},
+        dsn => { map { $_ => $self->dsn($_) . ';connect_timeout=1' } $self->nodes });
+    $self->{probes}{ $p->tag } = $p;
     return $p;
 }
 
-# stop_probe($p): stops the loop and returns
-#   { tag, ok, local, errors, acked => [keys], max_gap, gap_from, gap_to,
-#     first_ok, last_ok, by_node => {N => acked count} }
-# max_gap is the longest time without any acknowledged write.
 sub stop_probe {
     my ($self, $p) = @_;
-    return $p->{result} if $p->{result};
-    delete $self->{probes}{ $p->{tag} };
-    _terminate('TERM', 5, $p->{pid});
-    waitpid $p->{pid}, POSIX::WNOHANG();
-    my %r = (tag => $p->{tag}, ok => 0, local => 0, errors => 0, acked => [], by_node => {}, max_gap => 0);
-    my @t;
-    if (open my $fh, '<', $p->{file}) {
-        while (<$fh>) {
-            chomp;
-            my ($t, $i, $what, $rest) = split /\t/, $_, 4;
-            next unless defined $what;
-            if ($what eq 'ok') {
-                $r{ok}++;
-                push @{ $r{acked} }, $rest;
-                $r{by_node}{$i}++;
-                push @t, $t;
-            } elsif ($what eq 'local') {
-                $r{local}++;
-            } else {
-                $r{errors}++;
-            }
-        }
-    }
-    if (@t) {
-        @r{qw(first_ok last_ok)} = ($t[0], $t[-1]);
-        for my $j (1 .. $#t) {
-            my $g = $t[$j] - $t[ $j - 1 ];
-            @r{qw(max_gap gap_from gap_to)} = ($g, $t[ $j - 1 ], $t[$j]) if $g > $r{max_gap};
-        }
-    }
-    return $p->{result} = \%r;
+    delete $self->{probes}{ $p->tag };
+    return $p->stop;
 }
 
 # probe_missing($result, $node): acknowledged probe keys absent on $node.
@@ -1354,60 +792,6 @@ sub probe_missing {
     my %have = map { $_ => 1 } split /\n/,
         $self->psql($node // 'leader', "SELECT k FROM asbp_probe WHERE k LIKE '$r->{tag}-%'");
     return grep { !$have{$_} } @{ $r->{acked} };
-}
-
-# ------------------------------------------------------------ utilities
-
-sub _free_ports {
-    my ($n) = @_;
-    require FreePort;
-    return FreePort::pick($n);
-}
-
-sub _write_file {
-    my ($f, $content, $mode) = @_;
-    open my $fh, '>', $f or croak "write $f: $!";
-    print $fh $content;
-    close $fh or croak "close $f: $!";
-    chmod $mode, $f if defined $mode;
-}
-
-sub _qident { my $s = shift; $s =~ s/"/""/g; qq{"$s"} }
-sub _qlit   { my $s = shift; $s =~ s/'/''/g; qq{'$s'} }
-
-# Minimal YAML writer: nested hashes and arrays; strings double-quoted
-# (JSON escapes are valid YAML), numbers bare, \1 / \0 for true / false.
-sub _yaml {
-    my ($d, $ind) = @_;
-    $ind //= '';
-    my $out = '';
-    if (ref $d eq 'HASH') {
-        for my $k (sort keys %$d) {
-            my $v = $d->{$k};
-            if ((ref $v eq 'HASH' && %$v) || (ref $v eq 'ARRAY' && @$v)) {
-                $out .= "$ind$k:\n" . _yaml($v, "$ind  ");
-            } else {
-                $out .= "$ind$k: " . _yscalar($v) . "\n";
-            }
-        }
-    } else {
-        for my $v (@$d) {
-            $out .= "$ind- " . _yscalar($v) . "\n";
-        }
-    }
-    return $out;
-}
-
-sub _yscalar {
-    my ($v) = @_;
-    return 'null' unless defined $v;
-    return $$v ? 'true' : 'false' if ref $v eq 'SCALAR';
-    if (ref $v eq 'HASH') {
-        return '{' . join(', ', map { _yscalar($_) . ': ' . _yscalar($v->{$_}) } sort keys %$v) . '}';
-    }
-    return '[' . join(', ', map { _yscalar($_) } @$v) . ']' if ref $v eq 'ARRAY';
-    return $v if $v =~ /^-?[1-9]\d{0,17}$|^0$/;
-    return JSON::PP->new->allow_nonref->ascii->encode("$v");
 }
 
 1;
@@ -1638,16 +1022,19 @@ gap_from, gap_to, first_ok, last_ok }>; C<max_gap> is the longest time
 without any acknowledged write (Patroni's own write-unavailable window).
 C<probe_missing> lists acknowledged keys absent on a node. Needs DBD::Pg.
 
-=item PatroniCluster::http_get($port, $path, $timeout)
-
-C<($status, $body)> or C<(undef, $error)>; C<$error> is C<'timeout'> when
-the connection was accepted but nothing came back in time.
-
-=item PatroniCluster::port_refuses($port)
-
-True when a TCP connect to 127.0.0.1:$port gets ECONNREFUSED.
-
 =back
+
+=head1 HELPER MODULES
+
+One concern each, loaded by this module: L<PatroniConfig> (the YAML files
+and the bootstrap script), L<PatroniApi> (C<PatroniApi::http_get($port,
+$path, $timeout)>: C<($status, $body)> or C<(undef, $error)>, C<$error>
+being C<'timeout'> when the connection was accepted but nothing came back
+in time; C<PatroniApi::port_refuses($port)>: true when a TCP connect to
+127.0.0.1:$port gets ECONNREFUSED), L<PatroniFaults> (the kill / stop /
+hang methods above), L<WriteProbe> (the probe), L<ProcSpawn> (starting
+processes, the guardian) and L<ProcTree> (the process table:
+C<ProcTree::alive($pid)>, trees, signals, waits).
 
 =head1 TEARDOWN
 

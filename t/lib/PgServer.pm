@@ -19,6 +19,7 @@ use Carp qw(croak);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
+use ProcTree ();
 use Time::HiRes qw(sleep time);
 
 our @LIVE;    # servers started by this process
@@ -168,9 +169,7 @@ sub stop {
     $self->run_as( "$self->{bin}/pg_ctl", '-D', $self->{data}, '-m', $mode || 'fast', '-w',
         '-t', '30', 'stop' );
     # Whatever pg_ctl said, make sure no postmaster of ours survives.
-    if ( my $pid = $self->postmaster_pid ) {
-        kill 'KILL', $pid if kill 0, $pid;
-    }
+    ProcTree::terminate( 'KILL', 5, $self->postmaster_pid );
     $self->{running} = 0;
 }
 
@@ -180,13 +179,8 @@ sub restart {
     $self->start;
 }
 
-sub postmaster_pid {
-    my ($self) = @_;
-    open my $fh, '<', "$self->{data}/postmaster.pid" or return;
-    my $pid = <$fh>;
-    chomp $pid if defined $pid;
-    return $pid && $pid =~ /^\d+$/ ? $pid : undef;
-}
+# The running postmaster of this server, or undef.
+sub postmaster_pid { ProcTree::postmaster( $_[0]{data} ) }
 
 # A thread's copy of a server object must not stop the server when the
 # thread ends: objects of this class are not cloned into threads.

@@ -1,0 +1,151 @@
+package ProcSpawn;
+
+# Test helper: starting processes for the cluster helper.
+#
+#   ProcSpawn::daemon($log, @cmd)  forks and execs @cmd as "postgres" in its
+#       own session, scrubbed environment, output appended to $log; its pid
+#   ProcSpawn::run($timeout, \%env, @cmd)  runs @cmd to completion (killed
+#       after $timeout s); ($status, $stdout, $stderr), $status -1 on timeout
+#   ProcSpawn::guardian($on_orphan)  a forked watcher that calls $on_orphan
+#       when this process goes away without releasing it; ProcSpawn::release
+#   ProcSpawn::close_guardian_pipes()  for our own forked children, so that
+#       they do not keep a guardian waiting
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Errno ();
+use File::Temp ();
+use POSIX ();
+use Time::HiRes qw(time sleep);
+
+our $VERSION = '0.01';
+
+my %GUARDIAN_FH;    # guardian pid => write end of its pipe
+
+# The file descriptors of this process above 2.
+sub open_fds_above_2 {
+    opendir my $d, '/proc/self/fd' or return 3 .. 1023;
+    my @fds = grep { /^\d+$/ && $_ > 2 } readdir $d;
+    closedir $d;
+    return @fds;
+}
+
+# Forks and execs @cmd as postgres (via setpriv when root) with a scrubbed
+# environment, in its own session, stdin from /dev/null, stdout+stderr
+# appended to $log, every other fd closed.
+sub daemon {
+    my ($log, @cmd) = @_;
+    my @pre = $> == 0
+        ? ('/usr/bin/setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups')
+        : ();
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if (!$pid) {
+        eval {
+            POSIX::setsid();
+            open STDIN, '<', '/dev/null' or die "stdin: $!";
+            open STDOUT, '>>', $log or die "open $log: $!";
+            open STDERR, '>&', \*STDOUT or die "dup: $!";
+            POSIX::close($_) for open_fds_above_2();
+            chdir '/';    # the caller's directory may not be readable by postgres
+            exec @pre, '/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', 'LANG=C.UTF-8', @cmd;
+            die "exec @cmd: $!";
+        };
+        print STDERR $@ if $@;
+        POSIX::_exit(127);
+    }
+    return $pid;
+}
+
+# run($timeout, \%env, @cmd) -> ($exit_status, $stdout, $stderr)
+sub run {
+    my ($timeout, $env, @cmd) = @_;
+    my $out = File::Temp->new(TMPDIR => 1);
+    my $err = File::Temp->new(TMPDIR => 1);
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if (!$pid) {
+        eval {
+            open STDIN, '<', '/dev/null';
+            open STDOUT, '>', $out->filename or die;
+            open STDERR, '>', $err->filename or die;
+            %ENV = (PATH => '/usr/bin:/bin', LANG => 'C.UTF-8', %$env);
+            chdir '/';
+            exec @cmd or die "exec $cmd[0]: $!\n";
+        };
+        print STDERR $@;
+        POSIX::_exit(127);
+    }
+    my $end = time + $timeout;
+    my $st;
+    while (1) {
+        my $r = waitpid $pid, POSIX::WNOHANG();
+        if ($r == $pid) { $st = $?; last }
+        if (time > $end) {
+            kill 'KILL', $pid;
+            waitpid $pid, 0;
+            $st = -1;
+            last;
+        }
+        sleep 0.003;
+    }
+    my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
+    my ($o, $e) = ($slurp->($out->filename), $slurp->($err->filename));
+    $e .= "timed out after ${timeout}s\n" if $st == -1;
+    return ($st, $o, $e);
+}
+
+# A forked watcher, in its own session, that runs $on_orphan if this
+# process dies without calling release (SIGKILL, an unhandled signal,
+# prove killed...).  It notices when the last holder of its pipe is gone.
+# Returns its pid.
+sub guardian {
+    my ($on_orphan) = @_;
+    pipe my $r, my $w or croak "pipe: $!";
+    my $pid = fork;
+    croak "fork: $!" unless defined $pid;
+    if (!$pid) {
+        close $w;
+        POSIX::setsid();
+        $SIG{$_} = 'IGNORE' for qw(INT TERM HUP PIPE QUIT);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        my $rfd = fileno $r;
+        POSIX::close($_) for grep { $_ != $rfd } open_fds_above_2();
+        my ($msg, $buf) = ('');
+        while (1) {
+            my $n = sysread $r, $buf, 64;
+            next if !defined $n && $!{EINTR};
+            last unless $n;
+            $msg .= $buf;
+            last if $msg =~ /[DK]/;    # torn down (or kept) by its owner
+        }
+        $on_orphan->() if $msg !~ /[DK]/;
+        POSIX::_exit(0);
+    }
+    close $r;
+    $GUARDIAN_FH{$pid} = $w;
+    return $pid;
+}
+
+# release($pid, $msg): 'D' (done: torn down) or 'K' (kept on purpose); the
+# guardian exits without acting and is reaped.
+sub release {
+    my ($pid, $msg) = @_;
+    my $w = delete $GUARDIAN_FH{$pid} or return;
+    local $SIG{PIPE} = 'IGNORE';
+    syswrite $w, $msg;
+    close $w;
+    my $end = time + 5;
+    while (time < $end) { last if waitpid($pid, POSIX::WNOHANG()) != 0; sleep 0.01 }
+}
+
+sub close_guardian_pipes {
+    close $_ for values %GUARDIAN_FH;
+    %GUARDIAN_FH = ();
+}
+
+1;
