@@ -284,7 +284,7 @@ static asbp_code attempt(void *ud, asbp_conn *c, asbp_err *err)
         } else if (a->kind != OP_COMMIT) {
             q[nq++] = (asbp_query){ SQL_BEGIN, 1, 0, NULL, NULL };
         }
-    } else if (PQtransactionStatus(asbp_conn_pg(c)) == PQTRANS_INERROR) {
+    } else if (asbp_conn_in_failed_transaction(c)) {
         return asbp_err_set(err, ASBP_E_QUERY, ASBP_EC_REPORT,
                             "the transaction on %s was aborted by an earlier "
                             "error; its changes are not committed (table %s)",
