@@ -442,11 +442,14 @@ int asbp_conn_in_failed_transaction(const asbp_conn *c)
 
 int asbp_conn_reusable(asbp_conn *c)
 {
-    if (!asbp_conn_usable(c) || asbp_conn_in_transaction(c))
+    if (!asbp_conn_usable(c))
         return 0;
     if (c->pending_sync)
         return 1;   /* the next user reads the ROLLBACK's answer */
-    return !PQisBusy(c->pg) && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF;
+    /* Not in a transaction, no statement running (a stream's), nothing
+     * left to read, out of pipeline mode. */
+    return PQtransactionStatus(c->pg) == PQTRANS_IDLE && !PQisBusy(c->pg)
+        && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF;
 }
 
 /*

@@ -62,7 +62,8 @@ int asbp_conn_check_idle(asbp_conn *c);
 /* Non-zero when c may wait in the pool for its next user: usable, outside
  * any transaction, nothing in flight but the answer of asbp_conn_send_nowait
  * (no unfinished stream or pipeline).  Parses what libpq has already
- * received (PQisBusy), reads nothing from the socket: hence not const. */
+ * received (PQisBusy), reads nothing from the socket: hence not const.
+ * (asbp_conn_check_idle, when it leaves the pool, also requires all that.) */
 int asbp_conn_reusable(asbp_conn *c);
 
 const char *asbp_conn_label(const asbp_conn *c);
