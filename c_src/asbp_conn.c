@@ -1128,37 +1128,44 @@ static void stream_trace(const asbp_conn *c, const asbp_stream_query *q,
 }
 
 /*
- * Sends the statement as a prepared one, preparing it first (in the same
- * round trip) when the connection does not have it yet.  *sent = 0 when
- * the connection keeps too many statements: nothing was sent.
+ * Sends the statement in a pipeline of its own (its synchronisation point
+ * right after it): as a prepared statement when q->max_prepared allows,
+ * prepared first (in the same round trip) when the connection does not
+ * have it yet; else unnamed.  Always in pipeline mode: after a statement
+ * streamed outside pipeline mode, libpq (15) leaves single-row mode set
+ * for the first statement of the next pipeline on the connection, whose
+ * reader (asbp_conn_pipeline) would get a row instead of the result.
  */
-static asbp_code stream_send_prepared(asbp_conn *c, const asbp_stream_query *q,
-                                      int *sent, asbp_err *err)
+static asbp_code stream_send(asbp_conn *c, const asbp_stream_query *q, asbp_err *err)
 {
-    int known = 0;
+    int known = 0, ok;
     char name[sizeof c->stmts[0].name];
-    const char *nm = statement_lookup(c, q->sql, q->max_prepared, &known);
+    const char *nm = q->max_prepared
+                   ? statement_lookup(c, q->sql, q->max_prepared, &known) : NULL;
     asbp_code rc;
 
-    *sent = 0;
-    if (!nm)
-        return ASBP_OK;
-    *sent = 1;
-    snprintf(name, sizeof name, "%s", nm);
-    stream_trace(c, q, known ? "" : " (prepared now)");
+    if (nm)
+        snprintf(name, sizeof name, "%s", nm);
+    stream_trace(c, q, nm && !known ? " (prepared now)" : "");
     if (!PQenterPipelineMode(c->pg))
         goto send_failed;
     c->stream_pipelined = 1;
-    if ((!known && !PQsendPrepare(c->pg, name, q->sql, q->nparams, NULL))
-        || !PQsendQueryPrepared(c->pg, name, q->nparams, q->values, NULL, NULL, 0)
-        || !PQpipelineSync(c->pg))
+    if (nm) {
+        ok = (known || PQsendPrepare(c->pg, name, q->sql, q->nparams, NULL))
+            && PQsendQueryPrepared(c->pg, name, q->nparams, q->values, NULL, NULL, 0);
+    } else {
+        ok = PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->values, NULL, NULL, 0);
+        if (ok && !PQsetSingleRowMode(c->pg))   /* the statement is the current one */
+            goto single_row_refused;
+    }
+    if (!ok || !PQpipelineSync(c->pg))
         goto send_failed;
     rc = flush_out(c, c->stream_clk, 0, c->stream_idle_ms, err);
     if (rc)
         return rc;
-    if (!known && (rc = stream_prepared(c, name, err)) != ASBP_OK)
+    if (nm && !known && (rc = stream_prepared(c, name, err)) != ASBP_OK)
         return rc;
-    if (!PQsetSingleRowMode(c->pg))
+    if (nm && !PQsetSingleRowMode(c->pg))   /* after the Prepare's answer */
         goto single_row_refused;
     return ASBP_OK;
 send_failed:
@@ -1171,30 +1178,11 @@ single_row_refused:
                         c->server);
 }
 
-/* Sends the statement unnamed. */
-static asbp_code stream_send_plain(asbp_conn *c, const asbp_stream_query *q,
-                                   asbp_err *err)
-{
-    stream_trace(c, q, "");
-    if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->values, NULL, NULL, 0)) {
-        c->broken = 1;
-        return result_error(c, NULL, err);
-    }
-    if (!PQsetSingleRowMode(c->pg)) {
-        c->broken = 1;
-        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_REPORT,
-                            "cannot stream rows from %s (single-row mode refused)",
-                            c->server);
-    }
-    return flush_out(c, c->stream_clk, 0, c->stream_idle_ms, err);
-}
-
 asbp_code asbp_conn_stream_open(asbp_conn *c, const asbp_stream_query *q,
                                 const asbp_clock *clk, int64_t idle_ms,
                                 asbp_row **first, asbp_err *err)
 {
     asbp_code rc;
-    int sent = 0;
 
     *first = NULL;
     c->stream_clk = clk;
@@ -1208,10 +1196,7 @@ asbp_code asbp_conn_stream_open(asbp_conn *c, const asbp_stream_query *q,
     if (!asbp_conn_usable(c) || PQisBusy(c->pg))
         return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
                             "connection to %s is not usable", c->server);
-    if (q->max_prepared)
-        rc = stream_send_prepared(c, q, &sent, err);
-    if (rc == ASBP_OK && !sent)
-        rc = stream_send_plain(c, q, err);
+    rc = stream_send(c, q, err);
     if (rc)
         return rc;
     return asbp_conn_stream_next(c, first, err);
