@@ -41,11 +41,13 @@ static asbp_code run_sql(asbp_conn *c, const char *sql, char *out, size_t n)
     asbp_code rc;
     asbp_err_clear(&e);
     rc = asbp_conn_pipeline(c, &q, 1, &r, &clk, deadline(), NULL, &e);
-    if (out)
-        snprintf(out, n, "%.*s", (int)n - 1, rc == ASBP_OK && PQntuples(r)
-                 ? PQgetvalue(r, 0, 0) : rc ? e.msg : "");
-    if (rc)
+    if (rc) {
         tap_diag("%s: %s", sql, e.msg);
+        if (out)
+            snprintf(out, n, "%.*s", (int)n - 1, e.msg);
+    } else if (out) {
+        snprintf(out, n, "%.*s", (int)n - 1, PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+    }
     PQclear(r);
     return rc;
 }
