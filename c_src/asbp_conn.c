@@ -1,4 +1,4 @@
-#include "asbp_conn.h"
+#include "asbp_conn_impl.h"
 #include "asbp_pid.h"
 #include "asbp_buf.h"
 
@@ -10,32 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-typedef struct prepared_stmt {
-    char *sql;      /* owned */
-    char name[24];
-    int confirmed;  /* the server acknowledged the Prepare */
-} prepared_stmt;
-
-struct asbp_conn {
-    PGconn *pg;              /* owned: PQfinish'ed by asbp_conn_free */
-    pid_t pid;               /* process that opened it */
-    int broken;
-    char *label;             /* owned */
-    char *key;               /* owned: pool key, NULL until set */
-    char server[300];
-    prepared_stmt *stmts;    /* owned */
-    size_t nstmts, capstmts;
-    unsigned long prepares;
-    unsigned long name_seq;  /* never reused within the connection */
-    int pending_cmds;        /* commands sent without waiting, results unread */
-    int pending_sync;        /* their sync result is unread (pipeline mode on) */
-    /* The stream running (asbp_conn_stream_open up to its end). */
-    const asbp_clock *stream_clk;  /* borrowed: the caller's clock */
-    int64_t stream_idle_ms;        /* longest wait for data (QueryTimeout) */
-    int stream_pipelined;          /* its statement runs in a pipeline */
-    const asbp_logger *lg;   /* borrowed: the context outlives connections */
-};
 
 /* Folds a multi-line libpq message into one line (tabs and newlines). */
 static void one_line(char *m)
@@ -452,12 +426,8 @@ int asbp_conn_reusable(asbp_conn *c)
         && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF;
 }
 
-/*
- * Fills err from a failed result (or from the connection when res is NULL),
- * naming the server: message, SQLSTATE, class.  A lost connection is
- * marked broken.  Returns the code.
- */
-static asbp_code result_error(asbp_conn *c, const PGresult *res, asbp_err *err)
+/* Fills err from a failed result (asbp_conn_impl.h). */
+asbp_code asbp_conn__result_error(asbp_conn *c, const PGresult *res, asbp_err *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -524,15 +494,9 @@ static void drop_unconfirmed(asbp_conn *c)
     c->nstmts = j;
 }
 
-/*
- * The prepared statement of sql for a stream: its name, *known = 1 when
- * the server has it already; otherwise the name is new, the caller sends
- * the Prepare and reports its outcome with statement_done.  NULL when the
- * connection already keeps max statements (or out of memory): sql then
- * runs as an unnamed statement.
- */
-static const char *statement_lookup(asbp_conn *c, const char *sql, size_t max,
-                                    int *known)
+/* The prepared statement of a stream (asbp_conn_impl.h). */
+const char *asbp_conn__statement_lookup(asbp_conn *c, const char *sql, size_t max,
+                                        int *known)
 {
     size_t i;
     drop_unconfirmed(c);    /* left by an attempt that did not finish */
@@ -548,7 +512,7 @@ static const char *statement_lookup(asbp_conn *c, const char *sql, size_t max,
     return stmt_name(c, sql, known);
 }
 
-static void statement_done(asbp_conn *c, const char *name, int ok)
+void asbp_conn__statement_done(asbp_conn *c, const char *name, int ok)
 {
     size_t i;
     for (i = 0; i < c->nstmts; i++) {
@@ -575,8 +539,8 @@ static void statement_done(asbp_conn *c, const char *name, int ok)
  * elsewhere.  Returns ASBP_OK or the code in err (the connection is then
  * broken).
  */
-static asbp_code wait_input(asbp_conn *c, const asbp_clock *clk,
-                            int64_t deadline_ms, int64_t idle_ms, asbp_err *err)
+asbp_code asbp_conn__wait_input(asbp_conn *c, const asbp_clock *clk,
+                                int64_t deadline_ms, int64_t idle_ms, asbp_err *err)
 {
     if (idle_ms > 0 && PQisBusy(c->pg))
         deadline_ms = asbp_clock_now_ms(clk) + idle_ms;
@@ -594,7 +558,7 @@ static asbp_code wait_input(asbp_conn *c, const asbp_clock *clk,
         }
         if (w < 0 || !PQconsumeInput(c->pg)) {
             c->broken = 1;
-            return result_error(c, NULL, err);
+            return asbp_conn__result_error(c, NULL, err);
         }
         if (idle_ms > 0)
             deadline_ms = asbp_clock_now_ms(clk) + idle_ms;
@@ -605,15 +569,15 @@ static asbp_code wait_input(asbp_conn *c, const asbp_clock *clk,
 static asbp_code wait_result(asbp_conn *c, const asbp_clock *clk,
                              int64_t deadline_ms, asbp_err *err)
 {
-    return wait_input(c, clk, deadline_ms, 0, err);
+    return asbp_conn__wait_input(c, clk, deadline_ms, 0, err);
 }
 
 /*
  * Sends what libpq has queued (the socket is non-blocking).  idle_ms as
  * for wait_input, except that the time to send is counted once, from now.
  */
-static asbp_code flush_out(asbp_conn *c, const asbp_clock *clk,
-                           int64_t deadline_ms, int64_t idle_ms, asbp_err *err)
+asbp_code asbp_conn__flush_out(asbp_conn *c, const asbp_clock *clk,
+                               int64_t deadline_ms, int64_t idle_ms, asbp_err *err)
 {
     if (idle_ms > 0)
         deadline_ms = asbp_clock_now_ms(clk) + idle_ms;
@@ -624,7 +588,7 @@ static asbp_code flush_out(asbp_conn *c, const asbp_clock *clk,
             return ASBP_OK;
         if (f < 0) {
             c->broken = 1;
-            return result_error(c, NULL, err);
+            return asbp_conn__result_error(c, NULL, err);
         }
         w = conn_wait(c, 1, 1, clk, deadline_ms);
         if (w == 0) {
@@ -638,7 +602,7 @@ static asbp_code flush_out(asbp_conn *c, const asbp_clock *clk,
         }
         if (w < 0 || !PQconsumeInput(c->pg)) {
             c->broken = 1;
-            return result_error(c, NULL, err);
+            return asbp_conn__result_error(c, NULL, err);
         }
     }
 }
@@ -646,7 +610,7 @@ static asbp_code flush_out(asbp_conn *c, const asbp_clock *clk,
 static asbp_code flush_all(asbp_conn *c, const asbp_clock *clk,
                            int64_t deadline_ms, asbp_err *err)
 {
-    return flush_out(c, clk, deadline_ms, 0, err);
+    return asbp_conn__flush_out(c, clk, deadline_ms, 0, err);
 }
 
 /*
@@ -671,7 +635,7 @@ static asbp_code drain_pending(asbp_conn *c, const asbp_clock *clk,
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC && c->pending_cmds == 0) {
             c->pending_sync = 0;
         } else if (PQstatus(c->pg) != CONNECTION_OK) {
-            result_error(c, r, err);
+            asbp_conn__result_error(c, r, err);
             PQclear(r);
             c->broken = 1;
             return err->code;
@@ -692,7 +656,7 @@ asbp_code asbp_conn_settle(asbp_conn *c, const asbp_clock *clk,
         return rc;
     if (!PQexitPipelineMode(c->pg)) {
         c->broken = 1;
-        return result_error(c, NULL, err);
+        return asbp_conn__result_error(c, NULL, err);
     }
     return ASBP_OK;
 }
@@ -711,7 +675,7 @@ asbp_code asbp_conn_send_nowait(asbp_conn *c, const asbp_query *q, int n,
         return rc;
     if (!PQenterPipelineMode(c->pg)) {
         c->broken = 1;
-        return result_error(c, NULL, err);
+        return asbp_conn__result_error(c, NULL, err);
     }
     ASBP_TRACE(c->lg, "pid %ld: %d sent to %s without waiting: %s",
                (long)getpid(), n, c->server, q[0].sql);
@@ -719,12 +683,12 @@ asbp_code asbp_conn_send_nowait(asbp_conn *c, const asbp_query *q, int n,
         if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].values,
                                q[i].lengths, NULL, 0)) {
             c->broken = 1;
-            return result_error(c, NULL, err);
+            return asbp_conn__result_error(c, NULL, err);
         }
     }
     if (!PQpipelineSync(c->pg)) {
         c->broken = 1;
-        return result_error(c, NULL, err);
+        return asbp_conn__result_error(c, NULL, err);
     }
     c->pending_cmds = n;
     c->pending_sync = 1;
@@ -771,7 +735,7 @@ static asbp_code pipeline_send(asbp_conn *c, const asbp_query *q, int n,
     }
     if (i < n || !PQpipelineSync(c->pg)) {
         c->broken = 1;
-        return result_error(c, NULL, err);
+        return asbp_conn__result_error(c, NULL, err);
     }
     return ASBP_OK;
 }
@@ -863,7 +827,7 @@ static asbp_code pipeline_read(asbp_conn *c, int n, const int *newprep,
                 break;
             default:
                 if (*first_fail == NO_FAILURE) {
-                    result_error(c, r, err);
+                    asbp_conn__result_error(c, r, err);
                     *first_fail = i;
                 }
                 PQclear(r);
@@ -905,7 +869,7 @@ asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
                             "connection to %s is not usable", c->server);
     if (!c->pending_sync && !PQenterPipelineMode(c->pg)) {
         c->broken = 1;
-        return result_error(c, NULL, err);
+        return asbp_conn__result_error(c, NULL, err);
     }
     ASBP_TRACE(c->lg, "pid %ld: pipeline of %d to %s: %s%s", (long)getpid(), n,
                c->server, q[0].sql, n > 1 ? " ..." : "");
@@ -953,253 +917,6 @@ asbp_code asbp_conn_run_count(asbp_conn *c, const asbp_query *q, int n, int whic
         *count = atoll(PQcmdTuples(res[which]));
     clear_results(res, n);
     return rc;
-}
-
-/* ---- streams ------------------------------------------------------------ */
-
-/* A row is the PGresult of one row in libpq's single-row mode. */
-static PGresult *pgres(asbp_row *r) { return (PGresult *)(void *)r; }
-static const PGresult *cpgres(const asbp_row *r) { return (const PGresult *)(const void *)r; }
-
-const char *asbp_row_value(const asbp_row *r, size_t col, size_t *len)
-{
-    const PGresult *res = cpgres(r);
-    if (!res || PQgetisnull(res, 0, (int)col)) {   /* also past the last column */
-        if (len)
-            *len = 0;
-        return NULL;
-    }
-    if (len)
-        *len = (size_t)PQgetlength(res, 0, (int)col);
-    return PQgetvalue(res, 0, (int)col);
-}
-
-void asbp_row_free(asbp_row *r) { PQclear(pgres(r)); }
-
-static asbp_code stream_wait(asbp_conn *c, asbp_err *err)
-{
-    return wait_input(c, c->stream_clk, 0, c->stream_idle_ms, err);
-}
-
-/* Leaves pipeline mode after its synchronisation point was read. */
-static void stream_pipeline_off(asbp_conn *c)
-{
-    c->stream_pipelined = 0;
-    if (!PQexitPipelineMode(c->pg))
-        c->broken = 1;
-}
-
-/* Reads the results left after an error (up to the pipeline's
- * synchronisation point when there is one), so that the connection can be
- * reused; marks it broken when that does not work. */
-static void stream_drain(asbp_conn *c)
-{
-    asbp_err e;
-    int nulls = 0;
-    for (;;) {
-        PGresult *r;
-        asbp_err_clear(&e);
-        if (stream_wait(c, &e) != ASBP_OK) {
-            c->broken = 1;
-            return;
-        }
-        r = PQgetResult(c->pg);
-        if (!r) {
-            if (!c->stream_pipelined)
-                return;
-            if (++nulls > 1) {       /* nothing more will come */
-                c->broken = 1;
-                return;
-            }
-            continue;
-        }
-        nulls = 0;
-        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
-            stream_pipeline_off(c);
-            return;
-        }
-        PQclear(r);
-    }
-}
-
-/* A failed result r (or none): fills err, reads what is left. */
-static asbp_code stream_error(asbp_conn *c, PGresult *r, asbp_err *err)
-{
-    asbp_code rc;
-    if (!r) {
-        c->broken = 1;
-        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER, "no result from %s",
-                            c->server);
-    }
-    rc = result_error(c, r, err);
-    PQclear(r);
-    if (asbp_conn_usable(c))
-        stream_drain(c);
-    return rc;
-}
-
-/* The statement's last result r was read: the end, or an error. */
-static asbp_code stream_end(asbp_conn *c, PGresult *r, asbp_err *err)
-{
-    asbp_code rc;
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
-        return stream_error(c, r, err);
-    PQclear(r);
-    rc = stream_wait(c, err);
-    if (rc)
-        return rc;
-    r = PQgetResult(c->pg);
-    if (r) {
-        /* More than one result for one statement: not ours to read. */
-        PQclear(r);
-        c->broken = 1;
-    } else if (c->stream_pipelined) {
-        rc = stream_wait(c, err);
-        if (rc)
-            return rc;
-        r = PQgetResult(c->pg);
-        if (r && PQresultStatus(r) == PGRES_PIPELINE_SYNC)
-            stream_pipeline_off(c);
-        else
-            c->broken = 1;
-        PQclear(r);
-    }
-    return ASBP_OK;
-}
-
-asbp_code asbp_conn_stream_next(asbp_conn *c, asbp_row **row, asbp_err *err)
-{
-    PGresult *r;
-    asbp_code rc;
-    *row = NULL;
-    rc = stream_wait(c, err);
-    if (rc)
-        return rc;
-    r = PQgetResult(c->pg);
-    if (r && PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
-        *row = (asbp_row *)(void *)r;
-        return ASBP_OK;
-    }
-    return stream_end(c, r, err);
-}
-
-/* Reads the answer to the Prepare sent in front of a stream's statement. */
-static asbp_code stream_prepared(asbp_conn *c, const char *name, asbp_err *err)
-{
-    PGresult *r;
-    int ok;
-    asbp_code rc = stream_wait(c, err);
-    if (rc)
-        return rc;
-    r = PQgetResult(c->pg);
-    ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-    statement_done(c, name, ok);
-    if (!ok && r)
-        return stream_error(c, r, err);
-    if (!ok) {
-        rc = asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER, "no result from %s",
-                          c->server);
-        if (asbp_conn_usable(c))
-            stream_drain(c);
-        return rc;
-    }
-    PQclear(r);
-    rc = stream_wait(c, err);
-    if (rc)
-        return rc;
-    r = PQgetResult(c->pg);   /* the NULL that ends the Prepare's results */
-    if (r) {
-        PQclear(r);
-        c->broken = 1;
-        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
-                            "unexpected result from %s", c->server);
-    }
-    return ASBP_OK;
-}
-
-static void stream_trace(const asbp_conn *c, const asbp_stream_query *q,
-                         const char *note)
-{
-    ASBP_TRACE(c->lg, "pid %ld: %s on %s: %s%s%s%s%s", (long)getpid(), q->what,
-               c->server, q->sql, note, q->nparams ? " [$1 = " : "",
-               q->nparams ? (q->values[0] ? q->values[0] : "NULL") : "",
-               q->nparams ? "]" : "");
-}
-
-/*
- * Sends the statement in a pipeline of its own (its synchronisation point
- * right after it): as a prepared statement when q->max_prepared allows,
- * prepared first (in the same round trip) when the connection does not
- * have it yet; else unnamed.  Always in pipeline mode: after a statement
- * streamed outside pipeline mode, libpq (15) leaves single-row mode set
- * for the first statement of the next pipeline on the connection, whose
- * reader (asbp_conn_pipeline) would get a row instead of the result.
- */
-static asbp_code stream_send(asbp_conn *c, const asbp_stream_query *q, asbp_err *err)
-{
-    int known = 0, ok;
-    char name[sizeof c->stmts[0].name];
-    const char *nm = q->max_prepared
-                   ? statement_lookup(c, q->sql, q->max_prepared, &known) : NULL;
-    asbp_code rc;
-
-    if (nm)
-        snprintf(name, sizeof name, "%s", nm);
-    stream_trace(c, q, nm && !known ? " (prepared now)" : "");
-    if (!PQenterPipelineMode(c->pg))
-        goto send_failed;
-    c->stream_pipelined = 1;
-    if (nm) {
-        ok = (known || PQsendPrepare(c->pg, name, q->sql, q->nparams, NULL))
-            && PQsendQueryPrepared(c->pg, name, q->nparams, q->values, NULL, NULL, 0);
-    } else {
-        ok = PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->values, NULL, NULL, 0);
-        if (ok && !PQsetSingleRowMode(c->pg))   /* the statement is the current one */
-            goto single_row_refused;
-    }
-    if (!ok || !PQpipelineSync(c->pg))
-        goto send_failed;
-    rc = flush_out(c, c->stream_clk, 0, c->stream_idle_ms, err);
-    if (rc)
-        return rc;
-    if (nm && !known && (rc = stream_prepared(c, name, err)) != ASBP_OK)
-        return rc;
-    if (nm && !PQsetSingleRowMode(c->pg))   /* after the Prepare's answer */
-        goto single_row_refused;
-    return ASBP_OK;
-send_failed:
-    c->broken = 1;
-    return result_error(c, NULL, err);
-single_row_refused:
-    c->broken = 1;
-    return asbp_err_set(err, ASBP_E_IO, ASBP_EC_REPORT,
-                        "cannot stream rows from %s (single-row mode refused)",
-                        c->server);
-}
-
-asbp_code asbp_conn_stream_open(asbp_conn *c, const asbp_stream_query *q,
-                                const asbp_clock *clk, int64_t idle_ms,
-                                asbp_row **first, asbp_err *err)
-{
-    asbp_code rc;
-
-    *first = NULL;
-    c->stream_clk = clk;
-    c->stream_idle_ms = idle_ms;
-    c->stream_pipelined = 0;
-    /* A pooled connection may still have the answer of a tie's ROLLBACK
-     * to read (asbp_conn_send_nowait): read it before streaming. */
-    rc = asbp_conn_settle(c, clk, asbp_clock_now_ms(clk) + idle_ms, err);
-    if (rc)
-        return rc;
-    if (!asbp_conn_usable(c) || PQisBusy(c->pg))
-        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
-                            "connection to %s is not usable", c->server);
-    rc = stream_send(c, q, err);
-    if (rc)
-        return rc;
-    return asbp_conn_stream_next(c, first, err);
 }
 
 int asbp_conn_quote(const asbp_conn *c, const char *s, asbp_buf *out, char *why,

@@ -16,6 +16,8 @@
  *
  * It is the only module that drives libpq's connection (PGconn): the
  * other modules see results (PGresult) of asbp_conn_pipeline at most.
+ * Files: asbp_conn.c (connections, pipelines), asbp_stream.c (streams),
+ * asbp_conn_impl.h (what the two share, private to the module).
  */
 #ifndef ASBP_CONN_H
 #define ASBP_CONN_H
