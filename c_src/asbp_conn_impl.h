@@ -32,7 +32,6 @@ struct asbp_conn {
     /* The stream running (asbp_conn_stream_open up to its end). */
     const asbp_clock *stream_clk;  /* borrowed: the caller's clock */
     int64_t stream_idle_ms;        /* longest wait for data (QueryTimeout) */
-    int stream_pipelined;          /* its statement runs in a pipeline */
     const asbp_logger *lg;   /* borrowed: the context outlives connections */
 };
 

@@ -40,14 +40,13 @@ static asbp_code stream_wait(asbp_conn *c, asbp_err *err)
 /* Leaves pipeline mode after its synchronisation point was read. */
 static void stream_pipeline_off(asbp_conn *c)
 {
-    c->stream_pipelined = 0;
     if (!PQexitPipelineMode(c->pg))
         c->broken = 1;
 }
 
-/* Reads the results left after an error (up to the pipeline's
- * synchronisation point when there is one), so that the connection can be
- * reused; marks it broken when that does not work. */
+/* Reads the results left after an error, up to the pipeline's
+ * synchronisation point, so that the connection can be reused; marks it
+ * broken when that does not work. */
 static void stream_drain(asbp_conn *c)
 {
     asbp_err e;
@@ -61,8 +60,6 @@ static void stream_drain(asbp_conn *c)
         }
         r = PQgetResult(c->pg);
         if (!r) {
-            if (!c->stream_pipelined)
-                return;
             if (++nulls > 1) {       /* nothing more will come */
                 c->broken = 1;
                 return;
@@ -110,7 +107,7 @@ static asbp_code stream_end(asbp_conn *c, PGresult *r, asbp_err *err)
         /* More than one result for one statement: not ours to read. */
         PQclear(r);
         c->broken = 1;
-    } else if (c->stream_pipelined) {
+    } else {
         rc = stream_wait(c, err);
         if (rc)
             return rc;
@@ -205,7 +202,6 @@ static asbp_code stream_send(asbp_conn *c, const asbp_stream_query *q, asbp_err 
     stream_trace(c, q, nm && !known ? " (prepared now)" : "");
     if (!PQenterPipelineMode(c->pg))
         goto send_failed;
-    c->stream_pipelined = 1;
     if (nm) {
         ok = (known || PQsendPrepare(c->pg, name, q->sql, q->nparams, NULL))
             && PQsendQueryPrepared(c->pg, name, q->nparams, q->values, NULL, NULL, 0);
@@ -243,7 +239,6 @@ asbp_code asbp_conn_stream_open(asbp_conn *c, const asbp_stream_query *q,
     *first = NULL;
     c->stream_clk = clk;
     c->stream_idle_ms = idle_ms;
-    c->stream_pipelined = 0;
     /* A pooled connection may still have the answer of a tie's ROLLBACK
      * to read (asbp_conn_send_nowait): read it before streaming. */
     rc = asbp_conn_settle(c, clk, asbp_clock_now_ms(clk) + idle_ms, err);
