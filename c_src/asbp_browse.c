@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define MAX_PURGE_PARAMS 256
@@ -26,12 +25,11 @@ struct asbp_browse {
     char **fields;          /* owned, nfields owned strings */
     size_t nfields;
     asbp_buf sql;           /* owned: the SQL text last sent */
-    PGresult *first;        /* owned: first result, received by the (re)start */
-    PGresult *row;          /* owned: the current row */
+    asbp_row *first;        /* owned: first row, received by the (re)start */
+    asbp_row *row;          /* owned: the current row */
     bstate state;
     unsigned long count;
     int restarts;
-    int pipelined;          /* the query runs in a pipeline (prepared) */
     int64_t query_ms;
 };
 
@@ -231,28 +229,15 @@ asbp_code asbp_browse_delete_sql(const asbp_purge_rule *rule, const char *table_
 
 static int pq_quote(void *ud, const char *s, asbp_buf *out, asbp_err *err)
 {
-    PGconn *pg = asbp_conn_pg((asbp_conn *)ud);
-    char *q = PQescapeLiteral(pg, s, strlen(s));
-    int rc;
-    if (!q) {
-        char msg[256];
-        size_t len;
-        snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
-        len = strlen(msg);
-        while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-            msg[--len] = '\0';
+    char why[256];
+    int rc = asbp_conn_quote((const asbp_conn *)ud, s, out, why, sizeof why);
+    if (rc == -1)
         asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
                      "cannot use '%.100s' as a field name: %s", s,
-                     msg[0] ? msg : "PQescapeLiteral failed");
-        return -1;
-    }
-    rc = asbp_buf_puts(out, q);
-    PQfreemem(q);
-    if (rc < 0) {
+                     why[0] ? why : "PQescapeLiteral failed");
+    else if (rc < 0)
         nomem(err);
-        return -1;
-    }
-    return 0;
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- streaming -------------------------------------------------------- */
@@ -267,154 +252,16 @@ static void spec_of(const asbp_browse *b, asbp_browse_spec *spec)
     spec->nfields = b->nfields;
 }
 
-/* Sends what libpq has queued (the socket is non-blocking). */
-static asbp_code flush_out(asbp_browse *b, asbp_conn *c, asbp_err *err)
-{
-    PGconn *pg = asbp_conn_pg(c);
-    int64_t deadline = asbp_ctx_now(b->ctx) + b->query_ms;
-    for (;;) {
-        int f = PQflush(pg), w;
-        if (f == 0)
-            return ASBP_OK;
-        if (f < 0) {
-            asbp_conn_set_broken(c);
-            return asbp_conn_result_error(c, NULL, err);
-        }
-        w = asbp_conn_wait(c, 1, 1, asbp_ctx_clock(b->ctx), deadline);
-        if (w == 0) {
-            asbp_conn_set_broken(c);
-            return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_REPORT,
-                                "cannot send the query to %s within QueryTimeout "
-                                "(%lld ms)", asbp_conn_server(c), (long long)b->query_ms);
-        }
-        if (w < 0 || !PQconsumeInput(pg)) {
-            asbp_conn_set_broken(c);
-            return asbp_conn_result_error(c, NULL, err);
-        }
-    }
-}
-
-/*
- * Waits until PQgetResult will not block.  Each wait is bounded by
- * QueryTimeout, counted again whenever data arrives.
- */
-static asbp_code await(asbp_browse *b, asbp_conn *c, asbp_err *err)
-{
-    PGconn *pg = asbp_conn_pg(c);
-    const asbp_clock *clk = asbp_ctx_clock(b->ctx);
-    int64_t deadline = asbp_ctx_now(b->ctx) + b->query_ms;
-    while (PQisBusy(pg)) {
-        int w = asbp_conn_wait(c, 1, 0, clk, deadline);
-        if (w == 0) {
-            asbp_conn_set_broken(c);
-            /* Not a failover case: a server that stops answering for that
-             * long is reported, not waited for again elsewhere. */
-            return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_REPORT,
-                                "no data from %s for %lld ms (QueryTimeout)",
-                                asbp_conn_server(c), (long long)b->query_ms);
-        }
-        if (w < 0 || !PQconsumeInput(pg)) {
-            asbp_conn_set_broken(c);
-            return asbp_conn_result_error(c, NULL, err);
-        }
-        deadline = asbp_ctx_now(b->ctx) + b->query_ms;
-    }
-    return ASBP_OK;
-}
-
-/* Leaves pipeline mode after its synchronisation point was read. */
-static void pipeline_off(asbp_browse *b, asbp_conn *c)
-{
-    b->pipelined = 0;
-    if (!PQexitPipelineMode(asbp_conn_pg(c)))
-        asbp_conn_set_broken(c);
-}
-
-/* Reads the results left after an error (up to the pipeline's
- * synchronisation point when there is one), so that the connection can be
- * reused; marks it broken when that does not work. */
-static void drain(asbp_browse *b, asbp_conn *c)
-{
-    asbp_err e;
-    int nulls = 0;
-    for (;;) {
-        PGresult *r;
-        asbp_err_clear(&e);
-        if (await(b, c, &e) != ASBP_OK) {
-            asbp_conn_set_broken(c);
-            return;
-        }
-        r = PQgetResult(asbp_conn_pg(c));
-        if (!r) {
-            if (!b->pipelined)
-                return;
-            if (++nulls > 1) {       /* nothing more will come */
-                asbp_conn_set_broken(c);
-                return;
-            }
-            continue;
-        }
-        nulls = 0;
-        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
-            pipeline_off(b, c);
-            return;
-        }
-        PQclear(r);
-    }
-}
-
-/* Handles a result that is not a row: the end, or an error. */
-static asbp_code end_or_error(asbp_browse *b, asbp_conn *c, PGresult *r, asbp_err *err)
-{
-    asbp_code rc;
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
-        PQclear(r);
-        rc = await(b, c, err);
-        if (rc)
-            return rc;
-        r = PQgetResult(asbp_conn_pg(c));
-        if (r) {
-            /* More than one result for one statement: not ours to read. */
-            PQclear(r);
-            asbp_conn_set_broken(c);
-        } else if (b->pipelined) {
-            rc = await(b, c, err);
-            if (rc)
-                return rc;
-            r = PQgetResult(asbp_conn_pg(c));
-            if (r && PQresultStatus(r) == PGRES_PIPELINE_SYNC)
-                pipeline_off(b, c);
-            else
-                asbp_conn_set_broken(c);
-            PQclear(r);
-        }
-        b->state = B_DONE;
-        return ASBP_OK;
-    }
-    if (!r) {
-        asbp_conn_set_broken(c);
-        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
-                            "no result from %s", asbp_conn_server(c));
-    }
-    rc = asbp_conn_result_error(c, r, err);
-    PQclear(r);
-    if (asbp_conn_usable(c))
-        drain(b, c);
-    return rc;
-}
-
 /* The attempt run by asbp_source_run: send the query, wait for row 1. */
 static asbp_code start_attempt(void *ud, asbp_conn *c, asbp_err *err)
 {
     asbp_browse *b = ud;
     asbp_browse_spec spec;
-    PGconn *pg = asbp_conn_pg(c);
+    asbp_stream_query q;
     const char *pv[1];
-    PGresult *r;
     asbp_code rc;
 
-    PQclear(b->first);
+    asbp_row_free(b->first);
     b->first = NULL;
     b->state = B_STREAMING;
     spec_of(b, &spec);
@@ -422,106 +269,18 @@ static asbp_code start_attempt(void *ud, asbp_conn *c, asbp_err *err)
                                 &b->sql, err);
     if (rc)
         return rc;
-    /* A pooled connection may still have the answer of a tie's ROLLBACK
-     * to read (asbp_conn_send_nowait): read it before using libpq here. */
-    rc = asbp_conn_settle(c, asbp_ctx_clock(asbp_source_ctx(b->src)),
-                          asbp_ctx_now(asbp_source_ctx(b->src)) + asbp_source_query_timeout(b->src),
-                          err);
-    if (rc)
-        return rc;
-    if (!asbp_conn_usable(c) || PQisBusy(pg))
-        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
-                            "connection to %s is not usable", asbp_conn_server(c));
     pv[0] = b->value;
-    b->pipelined = 0;
-    if (b->filter == ASBP_BROWSE_EQ) {
-        int known = 0;
-        const char *nm = asbp_conn_statement(c, b->sql.data, MAX_BROWSE_STATEMENTS, &known);
-        if (nm) {
-            char name[64];
-            snprintf(name, sizeof name, "%s", nm);
-            ASBP_TRACE(asbp_ctx_logger(b->ctx), "pid %ld: browse on %s: %s%s [$1 = %s]",
-                       (long)getpid(), asbp_conn_server(c), b->sql.data,
-                       known ? "" : " (prepared now)", b->value ? b->value : "NULL");
-            /* Prepare (the first time on this connection) and execute in
-             * one round trip. */
-            if (!PQenterPipelineMode(pg))
-                goto send_failed;
-            b->pipelined = 1;
-            if ((!known && !PQsendPrepare(pg, name, b->sql.data, 1, NULL))
-                || !PQsendQueryPrepared(pg, name, 1, pv, NULL, NULL, 0)
-                || !PQpipelineSync(pg))
-                goto send_failed;
-            rc = flush_out(b, c, err);
-            if (rc)
-                return rc;
-            if (!known) {
-                int ok;
-                rc = await(b, c, err);
-                if (rc)
-                    return rc;
-                r = PQgetResult(pg);
-                ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-                asbp_conn_statement_done(c, name, ok);
-                if (!ok) {
-                    rc = r ? asbp_conn_result_error(c, r, err)
-                           : asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
-                                          "no result from %s", asbp_conn_server(c));
-                    PQclear(r);
-                    if (asbp_conn_usable(c))
-                        drain(b, c);
-                    return rc;
-                }
-                PQclear(r);
-                rc = await(b, c, err);
-                if (rc)
-                    return rc;
-                r = PQgetResult(pg);   /* the NULL that ends the Prepare's results */
-                if (r) {
-                    PQclear(r);
-                    asbp_conn_set_broken(c);
-                    return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
-                                        "unexpected result from %s", asbp_conn_server(c));
-                }
-            }
-            if (!PQsetSingleRowMode(pg)) {
-                asbp_conn_set_broken(c);
-                return asbp_err_set(err, ASBP_E_IO, ASBP_EC_REPORT,
-                                    "cannot stream rows from %s (single-row mode refused)",
-                                    asbp_conn_server(c));
-            }
-            goto first_row;
-        }
-    }
-    ASBP_TRACE(asbp_ctx_logger(b->ctx), "pid %ld: browse on %s: %s%s%s%s",
-               (long)getpid(), asbp_conn_server(c), b->sql.data,
-               b->has_param ? " [$1 = " : "",
-               b->has_param ? (b->value ? b->value : "NULL") : "",
-               b->has_param ? "]" : "");
-    if (!PQsendQueryParams(pg, b->sql.data, b->has_param ? 1 : 0, NULL, pv, NULL, NULL, 0))
-        goto send_failed;
-    if (!PQsetSingleRowMode(pg)) {
-        asbp_conn_set_broken(c);
-        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_REPORT,
-                            "cannot stream rows from %s (single-row mode refused)",
-                            asbp_conn_server(c));
-    }
-    rc = flush_out(b, c, err);
-    if (rc)
-        return rc;
-first_row:
-    rc = await(b, c, err);
-    if (rc)
-        return rc;
-    r = PQgetResult(pg);
-    if (r && PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
-        b->first = r;
-        return ASBP_OK;
-    }
-    return end_or_error(b, c, r, err);
-send_failed:
-    asbp_conn_set_broken(c);
-    return asbp_conn_result_error(c, NULL, err);
+    q.sql = b->sql.data;
+    q.nparams = b->has_param ? 1 : 0;
+    q.values = pv;
+    /* searchOn's statement is prepared once per connection. */
+    q.max_prepared = b->filter == ASBP_BROWSE_EQ ? MAX_BROWSE_STATEMENTS : 0;
+    q.what = "browse";
+    rc = asbp_conn_stream_open(c, &q, asbp_ctx_clock(b->ctx), b->query_ms, &b->first,
+                               err);
+    if (rc == ASBP_OK && !b->first)
+        b->state = B_DONE;
+    return rc;
 }
 
 /* Drops the connection of a stream that failed or was abandoned. */
@@ -537,13 +296,11 @@ static void drop_conn(asbp_browse *b, const asbp_err *err)
 }
 
 /* Gives the connection of a finished stream back to the pool (which
- * keeps it only when it is idle and healthy). */
+ * keeps it only when it is idle and healthy: asbp_conn_reusable). */
 static void give_back(asbp_browse *b)
 {
     if (!b->conn)
         return;
-    if (PQpipelineStatus(asbp_conn_pg(b->conn)) != PQ_PIPELINE_OFF)
-        asbp_conn_set_broken(b->conn);
     asbp_source_release(b->src, b->conn);
     b->conn = NULL;
 }
@@ -556,7 +313,7 @@ static asbp_code start(asbp_browse *b, asbp_err *err)
     rc = asbp_source_run(b->src, &b->conn, asbp_ctx_now(b->ctx), start_attempt, b, err);
     if (rc) {
         b->state = B_FAILED;
-        PQclear(b->first);
+        asbp_row_free(b->first);
         b->first = NULL;
         give_back(b);   /* kept only when healthy */
         return rc;
@@ -647,11 +404,10 @@ static asbp_code fail_stream(asbp_browse *b, asbp_err *err)
 
 asbp_code asbp_browse_next(asbp_browse *b, int *has_row, asbp_err *err)
 {
-    PGresult *r;
     asbp_code rc;
 
     *has_row = 0;
-    PQclear(b->row);
+    asbp_row_free(b->row);
     b->row = NULL;
     if (b->state == B_DONE && !b->first)
         return ASBP_OK;
@@ -672,33 +428,29 @@ asbp_code asbp_browse_next(asbp_browse *b, int *has_row, asbp_err *err)
                      (long)(b->conn ? asbp_conn_pid(b->conn) : 0));
         return fail_stream(b, err);
     }
-    rc = await(b, b->conn, err);
+    rc = asbp_conn_stream_next(b->conn, &b->row, err);
     if (rc)
         return fail_stream(b, err);
-    r = PQgetResult(asbp_conn_pg(b->conn));
-    if (r && PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
-        b->row = r;
+    if (b->row) {
         b->count++;
         *has_row = 1;
         return ASBP_OK;
     }
-    rc = end_or_error(b, b->conn, r, err);
-    if (rc)
-        return fail_stream(b, err);
+    b->state = B_DONE;
     give_back(b);
     return ASBP_OK;
 }
 
 const char *asbp_browse_id(const asbp_browse *b, size_t *len)
 {
+    const char *v;
     if (!b->row) {
         if (len)
             *len = 0;
         return NULL;
     }
-    if (len)
-        *len = (size_t)PQgetlength(b->row, 0, 0);
-    return PQgetvalue(b->row, 0, 0);
+    v = asbp_row_value(b->row, 0, len);
+    return v ? v : "";   /* (the column is NOT NULL) */
 }
 
 size_t asbp_browse_ncols(const asbp_browse *b)
@@ -708,15 +460,12 @@ size_t asbp_browse_ncols(const asbp_browse *b)
 
 const char *asbp_browse_col(const asbp_browse *b, size_t i, size_t *len)
 {
-    int col = (int)i + 1;
-    if (!b->row || i >= asbp_browse_ncols(b) || PQgetisnull(b->row, 0, col)) {
+    if (!b->row || i >= asbp_browse_ncols(b)) {
         if (len)
             *len = 0;
         return NULL;
     }
-    if (len)
-        *len = (size_t)PQgetlength(b->row, 0, col);
-    return PQgetvalue(b->row, 0, col);
+    return asbp_row_value(b->row, i + 1, len);
 }
 
 unsigned long asbp_browse_count(const asbp_browse *b) { return b->count; }
@@ -733,7 +482,7 @@ asbp_code asbp_browse_restart(asbp_browse *b, asbp_err *err)
         return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
                             "this query cannot be restarted");
     b->restarts++;
-    PQclear(b->row);
+    asbp_row_free(b->row);
     b->row = NULL;
     drop_conn(b, NULL);
     asbp_log(asbp_ctx_logger(b->ctx), ASBP_LOG_INFO,
@@ -756,8 +505,8 @@ void asbp_browse_free(asbp_browse *b)
     size_t i;
     if (!b)
         return;
-    PQclear(b->row);
-    PQclear(b->first);
+    asbp_row_free(b->row);
+    asbp_row_free(b->first);
     /* An unfinished stream: the connection still has rows coming; close it
      * (asbp_conn_free also leaves a connection of another process alone). */
     drop_conn(b, NULL);
@@ -789,9 +538,7 @@ static asbp_code delete_attempt(void *ud, asbp_conn *c, asbp_err *err)
     size_t np = 0;
     char set_timeout[64];
     asbp_query q[4];
-    PGresult *r[4] = { NULL, NULL, NULL, NULL };
     asbp_code rc;
-    int i;
 
     rc = asbp_browse_delete_sql(a->rule, asbp_source_table_sql(a->src), pq_quote, c,
                                 &a->sql, params, MAX_PURGE_PARAMS, &np, err);
@@ -807,13 +554,8 @@ static asbp_code delete_attempt(void *ud, asbp_conn *c, asbp_err *err)
     q[3] = (asbp_query){ "COMMIT", 1, 0, NULL, NULL };
     ASBP_TRACE(asbp_ctx_logger(ctx), "pid %ld: deleteIfLowerThan on %s: %s",
                (long)getpid(), asbp_conn_server(c), a->sql.data);
-    rc = asbp_conn_pipeline(c, q, 4, r, asbp_ctx_clock(ctx),
-                            asbp_ctx_now(ctx) + qms + 2000, NULL, err);
-    if (rc == ASBP_OK)
-        a->deleted = atoll(PQcmdTuples(r[2]));
-    for (i = 0; i < 4; i++)
-        PQclear(r[i]);
-    return rc;
+    return asbp_conn_run_count(c, q, 4, 2, &a->deleted, asbp_ctx_clock(ctx),
+                               asbp_ctx_now(ctx) + qms + 2000, err);
 }
 
 asbp_code asbp_browse_delete_lower(asbp_source *src, const asbp_purge_rule *rule,

@@ -1,4 +1,4 @@
-#include "asbp_conn.h"
+#include "asbp_conn_impl.h"
 #include "asbp_pid.h"
 #include "asbp_buf.h"
 
@@ -10,28 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-typedef struct prepared_stmt {
-    char *sql;      /* owned */
-    char name[24];
-    int confirmed;  /* the server acknowledged the Prepare */
-} prepared_stmt;
-
-struct asbp_conn {
-    PGconn *pg;              /* owned: PQfinish'ed by asbp_conn_free */
-    pid_t pid;               /* process that opened it */
-    int broken;
-    char *label;             /* owned */
-    char *key;               /* owned: pool key, NULL until set */
-    char server[300];
-    prepared_stmt *stmts;    /* owned */
-    size_t nstmts, capstmts;
-    unsigned long prepares;
-    unsigned long name_seq;  /* never reused within the connection */
-    int pending_cmds;        /* commands sent without waiting, results unread */
-    int pending_sync;        /* their sync result is unread (pipeline mode on) */
-    const asbp_logger *lg;   /* borrowed: the context outlives connections */
-};
 
 /* Folds a multi-line libpq message into one line (tabs and newlines). */
 static void one_line(char *m)
@@ -51,8 +29,6 @@ static void one_line(char *m)
     *w = '\0';
 }
 
-static void one_line(char *m);
-
 static void notice_drop(void *arg, const char *message)
 {
     asbp_conn *c = arg;
@@ -62,8 +38,10 @@ static void notice_drop(void *arg, const char *message)
                    c->server, message);
 }
 
-int asbp_conn_wait(asbp_conn *c, int for_read, int for_write,
-                   const asbp_clock *clk, int64_t deadline_ms)
+/* Waits for the socket (POLLIN and/or POLLOUT) until the deadline.
+ * Returns 1 ready, 0 timeout, -1 error. */
+static int conn_wait(const asbp_conn *c, int for_read, int for_write,
+                     const asbp_clock *clk, int64_t deadline_ms)
 {
     struct pollfd pfd;
     int fd = PQsocket(c->pg);
@@ -234,8 +212,8 @@ asbp_code asbp_conn_open(const asbp_connparams *p, const asbp_clock *clk,
             asbp_conn_free(c);
             return rc;
         }
-        w = asbp_conn_wait(c, st == PGRES_POLLING_READING,
-                           st == PGRES_POLLING_WRITING, clk, deadline_ms);
+        w = conn_wait(c, st == PGRES_POLLING_READING,
+                      st == PGRES_POLLING_WRITING, clk, deadline_ms);
         if (w <= 0) {
             asbp_err_set(err, w == 0 ? ASBP_E_TIMEOUT : ASBP_E_CONNECT,
                          ASBP_EC_FAILOVER, "cannot connect to %s: %s",
@@ -359,14 +337,11 @@ void asbp_conn_free(asbp_conn *c)
     free(c);
 }
 
-int asbp_conn_usable(asbp_conn *c)
+int asbp_conn_usable(const asbp_conn *c)
 {
     return c && c->pg && !c->broken && c->pid == asbp_pid()
         && PQstatus(c->pg) == CONNECTION_OK;
 }
-
-static asbp_code drain_pending(asbp_conn *c, const asbp_clock *clk,
-                               int64_t deadline_ms, int nowait, asbp_err *err);
 
 int asbp_conn_check_idle(asbp_conn *c)
 {
@@ -402,7 +377,6 @@ int asbp_conn_check_idle(asbp_conn *c)
     return 1;
 }
 
-PGconn *asbp_conn_pg(asbp_conn *c) { return c ? c->pg : NULL; }
 const char *asbp_conn_label(const asbp_conn *c) { return c ? c->label : ""; }
 const char *asbp_conn_server(const asbp_conn *c) { return c ? c->server : ""; }
 pid_t asbp_conn_pid(const asbp_conn *c) { return c ? c->pid : 0; }
@@ -425,7 +399,7 @@ int asbp_conn_pending(const asbp_conn *c)
     return c && c->pending_sync;
 }
 
-int asbp_conn_in_transaction(asbp_conn *c)
+int asbp_conn_in_transaction(const asbp_conn *c)
 {
     PGTransactionStatusType t;
     if (!c || !c->pg || c->pending_sync)
@@ -434,7 +408,26 @@ int asbp_conn_in_transaction(asbp_conn *c)
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
 }
 
-asbp_code asbp_conn_result_error(asbp_conn *c, const PGresult *res, asbp_err *err)
+int asbp_conn_in_failed_transaction(const asbp_conn *c)
+{
+    return c && c->pg && !c->pending_sync
+        && PQtransactionStatus(c->pg) == PQTRANS_INERROR;
+}
+
+int asbp_conn_reusable(asbp_conn *c)
+{
+    if (!asbp_conn_usable(c))
+        return 0;
+    if (c->pending_sync)
+        return 1;   /* the next user reads the ROLLBACK's answer */
+    /* Not in a transaction, no statement running (a stream's), nothing
+     * left to read, out of pipeline mode. */
+    return PQtransactionStatus(c->pg) == PQTRANS_IDLE && !PQisBusy(c->pg)
+        && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF;
+}
+
+/* Fills err from a failed result (asbp_conn_impl.h). */
+asbp_code asbp_conn__result_error(asbp_conn *c, const PGresult *res, asbp_err *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -501,8 +494,9 @@ static void drop_unconfirmed(asbp_conn *c)
     c->nstmts = j;
 }
 
-const char *asbp_conn_statement(asbp_conn *c, const char *sql, size_t max,
-                                int *known)
+/* The prepared statement of a stream (asbp_conn_impl.h). */
+const char *asbp_conn__statement_lookup(asbp_conn *c, const char *sql, size_t max,
+                                        int *known)
 {
     size_t i;
     drop_unconfirmed(c);    /* left by an attempt that did not finish */
@@ -518,7 +512,7 @@ const char *asbp_conn_statement(asbp_conn *c, const char *sql, size_t max,
     return stmt_name(c, sql, known);
 }
 
-void asbp_conn_statement_done(asbp_conn *c, const char *name, int ok)
+void asbp_conn__statement_done(asbp_conn *c, const char *name, int ok)
 {
     size_t i;
     for (i = 0; i < c->nstmts; i++) {
@@ -534,29 +528,59 @@ void asbp_conn_statement_done(asbp_conn *c, const char *name, int ok)
     }
 }
 
-/* Waits until PQgetResult will not block. 0 ok, else code in err. */
-static asbp_code wait_result(asbp_conn *c, const asbp_clock *clk,
-                             int64_t deadline_ms, asbp_err *err)
+/* ---- waiting for the server ------------------------------------------- */
+
+/*
+ * Waits until PQgetResult will not block.  idle_ms == 0: until deadline_ms,
+ * then a failover-class timeout.  idle_ms > 0 (a stream): at most idle_ms
+ * without data, counted again whenever data arrives (a long stream that
+ * keeps moving is never cut), then a timeout that is reported, not failed
+ * over: a server that stops answering for that long is not waited for again
+ * elsewhere.  Returns ASBP_OK or the code in err (the connection is then
+ * broken).
+ */
+asbp_code asbp_conn__wait_input(asbp_conn *c, const asbp_clock *clk,
+                                int64_t deadline_ms, int64_t idle_ms, asbp_err *err)
 {
+    if (idle_ms > 0 && PQisBusy(c->pg))
+        deadline_ms = asbp_clock_now_ms(clk) + idle_ms;
     while (PQisBusy(c->pg)) {
-        int w = asbp_conn_wait(c, 1, 0, clk, deadline_ms);
+        int w = conn_wait(c, 1, 0, clk, deadline_ms);
         if (w == 0) {
             c->broken = 1;
+            if (idle_ms > 0)
+                return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_REPORT,
+                                    "no data from %s for %lld ms (QueryTimeout)",
+                                    c->server, (long long)idle_ms);
             return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_FAILOVER,
                                 "no answer from %s before the deadline",
                                 c->server);
         }
         if (w < 0 || !PQconsumeInput(c->pg)) {
             c->broken = 1;
-            return asbp_conn_result_error(c, NULL, err);
+            return asbp_conn__result_error(c, NULL, err);
         }
+        if (idle_ms > 0)
+            deadline_ms = asbp_clock_now_ms(clk) + idle_ms;
     }
     return ASBP_OK;
 }
 
-static asbp_code flush_all(asbp_conn *c, const asbp_clock *clk,
-                           int64_t deadline_ms, asbp_err *err)
+static asbp_code wait_result(asbp_conn *c, const asbp_clock *clk,
+                             int64_t deadline_ms, asbp_err *err)
 {
+    return asbp_conn__wait_input(c, clk, deadline_ms, 0, err);
+}
+
+/*
+ * Sends what libpq has queued (the socket is non-blocking).  idle_ms as
+ * for wait_input, except that the time to send is counted once, from now.
+ */
+asbp_code asbp_conn__flush_out(asbp_conn *c, const asbp_clock *clk,
+                               int64_t deadline_ms, int64_t idle_ms, asbp_err *err)
+{
+    if (idle_ms > 0)
+        deadline_ms = asbp_clock_now_ms(clk) + idle_ms;
     for (;;) {
         int f = PQflush(c->pg);
         int w;
@@ -564,44 +588,44 @@ static asbp_code flush_all(asbp_conn *c, const asbp_clock *clk,
             return ASBP_OK;
         if (f < 0) {
             c->broken = 1;
-            return asbp_conn_result_error(c, NULL, err);
+            return asbp_conn__result_error(c, NULL, err);
         }
-        w = asbp_conn_wait(c, 1, 1, clk, deadline_ms);
+        w = conn_wait(c, 1, 1, clk, deadline_ms);
         if (w == 0) {
             c->broken = 1;
+            if (idle_ms > 0)
+                return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_REPORT,
+                                    "cannot send the query to %s within QueryTimeout "
+                                    "(%lld ms)", c->server, (long long)idle_ms);
             return asbp_err_set(err, ASBP_E_TIMEOUT, ASBP_EC_FAILOVER,
                                 "cannot send to %s before the deadline", c->server);
         }
         if (w < 0 || !PQconsumeInput(c->pg)) {
             c->broken = 1;
-            return asbp_conn_result_error(c, NULL, err);
+            return asbp_conn__result_error(c, NULL, err);
         }
     }
 }
 
+static asbp_code flush_all(asbp_conn *c, const asbp_clock *clk,
+                           int64_t deadline_ms, asbp_err *err)
+{
+    return asbp_conn__flush_out(c, clk, deadline_ms, 0, err);
+}
+
 /*
- * Reads the results left by asbp_conn_send_nowait.  With nowait, stops
- * (ASBP_OK, still pending) when more data must be waited for.  Errors of
- * the pending statements themselves are ignored (a failed ROLLBACK leaves
- * nothing behind); a lost connection is reported.
+ * Reads the results left by asbp_conn_send_nowait.  Errors of the pending
+ * statements themselves are ignored (a failed ROLLBACK leaves nothing
+ * behind); a lost connection is reported.
  */
 static asbp_code drain_pending(asbp_conn *c, const asbp_clock *clk,
-                               int64_t deadline_ms, int nowait, asbp_err *err)
+                               int64_t deadline_ms, asbp_err *err)
 {
     while (c->pending_sync) {
         PGresult *r;
-        if (nowait) {
-            if (!PQconsumeInput(c->pg)) {
-                c->broken = 1;
-                return asbp_conn_result_error(c, NULL, err);
-            }
-            if (PQisBusy(c->pg))
-                return ASBP_OK;
-        } else {
-            asbp_code rc = wait_result(c, clk, deadline_ms, err);
-            if (rc)
-                return rc;
-        }
+        asbp_code rc = wait_result(c, clk, deadline_ms, err);
+        if (rc)
+            return rc;
         r = PQgetResult(c->pg);
         if (!r) {
             if (c->pending_cmds > 0)
@@ -611,7 +635,7 @@ static asbp_code drain_pending(asbp_conn *c, const asbp_clock *clk,
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC && c->pending_cmds == 0) {
             c->pending_sync = 0;
         } else if (PQstatus(c->pg) != CONNECTION_OK) {
-            asbp_conn_result_error(c, r, err);
+            asbp_conn__result_error(c, r, err);
             PQclear(r);
             c->broken = 1;
             return err->code;
@@ -627,12 +651,12 @@ asbp_code asbp_conn_settle(asbp_conn *c, const asbp_clock *clk,
     asbp_code rc;
     if (!c->pending_sync)
         return ASBP_OK;
-    rc = drain_pending(c, clk, deadline_ms, 0, err);
+    rc = drain_pending(c, clk, deadline_ms, err);
     if (rc)
         return rc;
     if (!PQexitPipelineMode(c->pg)) {
         c->broken = 1;
-        return asbp_conn_result_error(c, NULL, err);
+        return asbp_conn__result_error(c, NULL, err);
     }
     return ASBP_OK;
 }
@@ -651,7 +675,7 @@ asbp_code asbp_conn_send_nowait(asbp_conn *c, const asbp_query *q, int n,
         return rc;
     if (!PQenterPipelineMode(c->pg)) {
         c->broken = 1;
-        return asbp_conn_result_error(c, NULL, err);
+        return asbp_conn__result_error(c, NULL, err);
     }
     ASBP_TRACE(c->lg, "pid %ld: %d sent to %s without waiting: %s",
                (long)getpid(), n, c->server, q[0].sql);
@@ -659,43 +683,32 @@ asbp_code asbp_conn_send_nowait(asbp_conn *c, const asbp_query *q, int n,
         if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].values,
                                q[i].lengths, NULL, 0)) {
             c->broken = 1;
-            return asbp_conn_result_error(c, NULL, err);
+            return asbp_conn__result_error(c, NULL, err);
         }
     }
     if (!PQpipelineSync(c->pg)) {
         c->broken = 1;
-        return asbp_conn_result_error(c, NULL, err);
+        return asbp_conn__result_error(c, NULL, err);
     }
     c->pending_cmds = n;
     c->pending_sync = 1;
     return flush_all(c, clk, deadline_ms, err);
 }
 
-asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
-                             PGresult **res, const asbp_clock *clk,
-                             int64_t deadline_ms, int *failed_at, asbp_err *err)
-{
-    enum { MAXQ = 16 };
-    int newprep[MAXQ];        /* index into c->stmts of a new prepare, or -1 */
-    int i, first_fail = -2;
-    asbp_code rc = ASBP_OK;
+/* ---- pipelines ---------------------------------------------------------- */
 
-    if (failed_at)
-        *failed_at = -1;
-    for (i = 0; i < n; i++)
-        res[i] = NULL;
-    if (n > MAXQ)
-        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
-                            "internal error: pipeline too long");
-    if (!asbp_conn_usable(c))
-        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
-                            "connection to %s is not usable", c->server);
-    if (!c->pending_sync && !PQenterPipelineMode(c->pg)) {
-        c->broken = 1;
-        return asbp_conn_result_error(c, NULL, err);
-    }
-    ASBP_TRACE(c->lg, "pid %ld: pipeline of %d to %s: %s%s", (long)getpid(), n,
-               c->server, q[0].sql, n > 1 ? " ..." : "");
+enum { PIPELINE_MAX = 16 };
+#define NO_FAILURE (-2)   /* first_fail while no statement has failed */
+
+/*
+ * Queues q[0..n) and the sync point (pipeline mode is on).  newprep[i] is
+ * the index in c->stmts of the Prepare sent for q[i], or -1.  On failure
+ * the connection is broken and err set.
+ */
+static asbp_code pipeline_send(asbp_conn *c, const asbp_query *q, int n,
+                               int *newprep, asbp_err *err)
+{
+    int i;
     for (i = 0; i < n; i++) {
         int ok;
         newprep[i] = -1;
@@ -703,17 +716,13 @@ asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
             int known;
             const char *name = stmt_name(c, q[i].sql, &known);
             if (!name) {
-                rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
                 c->broken = 1;
-                goto out_exit;
+                return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
             }
             if (!known) {
                 newprep[i] = (int)c->nstmts - 1;
-                if (!PQsendPrepare(c->pg, name, q[i].sql, q[i].nparams, NULL)) {
-                    c->broken = 1;
-                    rc = asbp_conn_result_error(c, NULL, err);
-                    goto out_exit;
-                }
+                if (!PQsendPrepare(c->pg, name, q[i].sql, q[i].nparams, NULL))
+                    break;
             }
             ok = PQsendQueryPrepared(c->pg, name, q[i].nparams, q[i].values,
                                      q[i].lengths, NULL, 0);
@@ -721,115 +730,209 @@ asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
             ok = PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL,
                                    q[i].values, q[i].lengths, NULL, 0);
         }
-        if (!ok) {
-            c->broken = 1;
-            rc = asbp_conn_result_error(c, NULL, err);
-            goto out_exit;
-        }
+        if (!ok)
+            break;
     }
-    if (!PQpipelineSync(c->pg)) {
+    if (i < n || !PQpipelineSync(c->pg)) {
         c->broken = 1;
-        rc = asbp_conn_result_error(c, NULL, err);
-        goto out_exit;
+        return asbp_conn__result_error(c, NULL, err);
     }
-    rc = flush_all(c, clk, deadline_ms, err);
-    if (rc)
-        goto out_exit;
-    /* Results still unread from a statement sent without waiting come
-     * first: read them now, in the same round trip as ours. */
-    rc = drain_pending(c, clk, deadline_ms, 0, err);
-    if (rc)
-        goto out_exit;
+    return ASBP_OK;
+}
 
+/*
+ * Reads the results of one statement, up to the NULL that ends them: *out
+ * is the first (owned by the caller), further ones are dropped.  No result
+ * at all is a lost connection.
+ */
+static asbp_code read_one(asbp_conn *c, const asbp_clock *clk, int64_t deadline_ms,
+                          PGresult **out, asbp_err *err)
+{
+    PGresult *keep = NULL;
+    for (;;) {
+        PGresult *r;
+        asbp_code rc = wait_result(c, clk, deadline_ms, err);
+        if (rc) {
+            PQclear(keep);
+            return rc;
+        }
+        r = PQgetResult(c->pg);
+        if (!r)
+            break;
+        if (keep)
+            PQclear(r);
+        else
+            keep = r;
+    }
+    if (!keep) {
+        c->broken = 1;
+        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER, "no result from %s",
+                            c->server);
+    }
+    *out = keep;
+    return ASBP_OK;
+}
+
+/* Reads the results up to and including the synchronisation point. */
+static asbp_code read_sync(asbp_conn *c, const asbp_clock *clk, int64_t deadline_ms,
+                           asbp_err *err)
+{
+    for (;;) {
+        PGresult *r;
+        asbp_code rc = wait_result(c, clk, deadline_ms, err);
+        if (rc)
+            return rc;
+        r = PQgetResult(c->pg);
+        if (!r)
+            continue;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            return ASBP_OK;
+        }
+        PQclear(r);
+    }
+}
+
+/*
+ * Reads the results of the n statements (and of the Prepares sent with
+ * them) into res[].  The first failing statement fills err and sets
+ * *first_fail; the pipeline then goes on (the server skips the rest: their
+ * results say so) unless the connection is lost, which returns its code.
+ */
+static asbp_code pipeline_read(asbp_conn *c, int n, const int *newprep,
+                               PGresult **res, const asbp_clock *clk,
+                               int64_t deadline_ms, int *first_fail, asbp_err *err)
+{
+    int i, step;
     for (i = 0; i < n; i++) {
-        int step;
         for (step = (newprep[i] >= 0 ? 0 : 1); step < 2; step++) {
-            PGresult *r, *keep = NULL;
-            for (;;) {
-                rc = wait_result(c, clk, deadline_ms, err);
-                if (rc)
-                    goto out_exit;
-                r = PQgetResult(c->pg);
-                if (!r)
-                    break;
-                if (keep)
-                    PQclear(r);
-                else
-                    keep = r;
-            }
-            if (!keep) {
-                c->broken = 1;
-                rc = asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
-                                  "no result from %s", c->server);
-                goto out_exit;
-            }
-            switch (PQresultStatus(keep)) {
+            PGresult *r = NULL;
+            asbp_code rc = read_one(c, clk, deadline_ms, &r, err);
+            if (rc)
+                return rc;
+            switch (PQresultStatus(r)) {
             case PGRES_COMMAND_OK:
             case PGRES_TUPLES_OK:
                 if (step == 0) {
                     /* The prepare succeeded: keep the statement known. */
                     c->stmts[newprep[i]].confirmed = 1;
                     c->prepares++;
-                    PQclear(keep);
+                    PQclear(r);
                 } else {
-                    res[i] = keep;
+                    res[i] = r;
                 }
                 break;
             case PGRES_PIPELINE_ABORTED:
-                PQclear(keep);
+                PQclear(r);
                 break;
             default:
-                if (first_fail == -2) {
-                    asbp_conn_result_error(c, keep, err);
-                    first_fail = i;
+                if (*first_fail == NO_FAILURE) {
+                    asbp_conn__result_error(c, r, err);
+                    *first_fail = i;
                 }
-                PQclear(keep);
-                if (PQstatus(c->pg) != CONNECTION_OK) {
-                    rc = err->code;
-                    goto out_exit;
-                }
+                PQclear(r);
+                if (PQstatus(c->pg) != CONNECTION_OK)
+                    return err->code;
                 break;
             }
         }
     }
-    /* The synchronisation point. */
-    for (;;) {
-        PGresult *r;
-        rc = wait_result(c, clk, deadline_ms, err);
-        if (rc)
-            goto out_exit;
-        r = PQgetResult(c->pg);
-        if (!r)
-            continue;
-        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
-            break;
-        }
-        PQclear(r);
+    return ASBP_OK;
+}
+
+static void clear_results(PGresult **res, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        PQclear(res[i]);
+        res[i] = NULL;
+    }
+}
+
+asbp_code asbp_conn_pipeline(asbp_conn *c, const asbp_query *q, int n,
+                             PGresult **res, const asbp_clock *clk,
+                             int64_t deadline_ms, int *failed_at, asbp_err *err)
+{
+    int newprep[PIPELINE_MAX];    /* index into c->stmts of a new prepare, or -1 */
+    int i, first_fail = NO_FAILURE;
+    asbp_code rc;
+
+    if (failed_at)
+        *failed_at = -1;
+    for (i = 0; i < n; i++)
+        res[i] = NULL;
+    if (n > PIPELINE_MAX)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "internal error: pipeline too long");
+    if (!asbp_conn_usable(c))
+        return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
+                            "connection to %s is not usable", c->server);
+    if (!c->pending_sync && !PQenterPipelineMode(c->pg)) {
+        c->broken = 1;
+        return asbp_conn__result_error(c, NULL, err);
+    }
+    ASBP_TRACE(c->lg, "pid %ld: pipeline of %d to %s: %s%s", (long)getpid(), n,
+               c->server, q[0].sql, n > 1 ? " ..." : "");
+    /* Results still unread from a statement sent without waiting come
+     * first (drain_pending): read in the same round trip as ours. */
+    if ((rc = pipeline_send(c, q, n, newprep, err)) == ASBP_OK
+        && (rc = flush_all(c, clk, deadline_ms, err)) == ASBP_OK
+        && (rc = drain_pending(c, clk, deadline_ms, err)) == ASBP_OK
+        && (rc = pipeline_read(c, n, newprep, res, clk, deadline_ms, &first_fail,
+                               err)) == ASBP_OK)
+        rc = read_sync(c, clk, deadline_ms, err);
+    if (rc) {
+        /* The connection is in an unknown protocol state: never reuse it. */
+        c->broken = 1;
+        drop_unconfirmed(c);
+        clear_results(res, n);
+        if (failed_at)
+            *failed_at = first_fail >= 0 ? first_fail : -1;
+        return rc;
     }
     if (!PQexitPipelineMode(c->pg))
         c->broken = 1;
     drop_unconfirmed(c);
-    if (first_fail != -2) {
-        for (i = 0; i < n; i++) {
-            PQclear(res[i]);
-            res[i] = NULL;
-        }
+    if (first_fail != NO_FAILURE) {
+        clear_results(res, n);
         if (failed_at)
             *failed_at = first_fail;
         return err->code;
     }
     return ASBP_OK;
+}
 
-out_exit:
-    /* The connection is in an unknown protocol state: never reuse it. */
-    c->broken = 1;
-    drop_unconfirmed(c);
-    for (i = 0; i < n; i++) {
-        PQclear(res[i]);
-        res[i] = NULL;
+asbp_code asbp_conn_run_count(asbp_conn *c, const asbp_query *q, int n, int which,
+                              long long *count, const asbp_clock *clk,
+                              int64_t deadline_ms, asbp_err *err)
+{
+    PGresult *res[PIPELINE_MAX];
+    asbp_code rc;
+    *count = 0;
+    if (n > PIPELINE_MAX || which < 0 || which >= n)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "internal error: pipeline too long");
+    rc = asbp_conn_pipeline(c, q, n, res, clk, deadline_ms, NULL, err);
+    if (rc == ASBP_OK)
+        *count = atoll(PQcmdTuples(res[which]));
+    clear_results(res, n);
+    return rc;
+}
+
+int asbp_conn_quote(const asbp_conn *c, const char *s, asbp_buf *out, char *why,
+                    size_t nwhy)
+{
+    char *q = PQescapeLiteral(c->pg, s, strlen(s));
+    int rc;
+    if (!q) {
+        size_t len;
+        snprintf(why, nwhy, "%s", PQerrorMessage(c->pg));
+        len = strlen(why);
+        while (len && (why[len - 1] == '\n' || why[len - 1] == ' '))
+            why[--len] = '\0';
+        return -1;
     }
-    if (failed_at)
-        *failed_at = first_fail >= 0 ? first_fail : -1;
-    return rc ? rc : err->code;
+    rc = asbp_buf_puts(out, q);
+    PQfreemem(q);
+    return rc < 0 ? -2 : 0;
 }

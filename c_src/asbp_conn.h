@@ -10,7 +10,14 @@
  * - Runs pipelines of statements (libpq pipeline mode): one round trip for
  *   several statements; statements flagged "prepared" are prepared once per
  *   connection, in the same round trip as their first execution.
+ * - Streams the rows of one statement, one at a time (libpq's single-row
+ *   mode), each wait bounded by the caller's QueryTimeout.
  * - Classifies every failure (asbp_classify_sqlstate).
+ *
+ * It is the only module that drives libpq's connection (PGconn): the
+ * other modules see results (PGresult) of asbp_conn_pipeline at most.
+ * Files: asbp_conn.c (connections, pipelines), asbp_stream.c (streams),
+ * asbp_conn_impl.h (what the two share, private to the module).
  */
 #ifndef ASBP_CONN_H
 #define ASBP_CONN_H
@@ -19,6 +26,7 @@
 #include <sys/types.h>
 #include <libpq-fe.h>
 
+#include "asbp_buf.h"
 #include "asbp_clock.h"
 #include "asbp_err.h"
 #include "asbp_log.h"
@@ -47,12 +55,19 @@ void asbp_conn_open_many(const asbp_connparams *p, size_t n, const asbp_clock *c
 void asbp_conn_free(asbp_conn *c);
 
 /* Non-zero when the connection was opened by this process and is healthy. */
-int asbp_conn_usable(asbp_conn *c);
-/* Cheap check for an idle connection: reads what the server may have sent
- * (e.g. a FATAL before closing) without blocking.  Non-zero when usable. */
+int asbp_conn_usable(const asbp_conn *c);
+/* Cheap check for an idle connection taken from the pool: polls the socket
+ * (without blocking) for what the server may have sent (e.g. a FATAL before
+ * closing).  Non-zero when usable; otherwise the connection is marked
+ * broken (hence the mutable pointer). */
 int asbp_conn_check_idle(asbp_conn *c);
+/* Non-zero when c may wait in the pool for its next user: usable, outside
+ * any transaction, nothing in flight but the answer of asbp_conn_send_nowait
+ * (no unfinished stream or pipeline).  Parses what libpq has already
+ * received (PQisBusy), reads nothing from the socket: hence not const.
+ * (asbp_conn_check_idle, when it leaves the pool, also requires all that.) */
+int asbp_conn_reusable(asbp_conn *c);
 
-PGconn *asbp_conn_pg(asbp_conn *c);
 const char *asbp_conn_label(const asbp_conn *c);
 pid_t asbp_conn_pid(const asbp_conn *c);
 /* "host:port" the connection reached (for messages and the pool). */
@@ -62,7 +77,11 @@ int asbp_conn_set_key(asbp_conn *c, const char *key);
 const char *asbp_conn_key(const asbp_conn *c);
 /* Marks the connection as unusable (it will be freed, never reused). */
 void asbp_conn_set_broken(asbp_conn *c);
-int asbp_conn_in_transaction(asbp_conn *c);
+/* Inside a transaction (open or aborted by an error); 0 while the answer
+ * of asbp_conn_send_nowait (a ROLLBACK) is unread. */
+int asbp_conn_in_transaction(const asbp_conn *c);
+/* Inside a transaction that an error aborted (only ROLLBACK can end it). */
+int asbp_conn_in_failed_transaction(const asbp_conn *c);
 
 typedef struct asbp_query {
     const char *sql;
@@ -96,36 +115,71 @@ asbp_code asbp_conn_send_nowait(asbp_conn *c, const asbp_query *q, int n,
                                 const asbp_clock *clk, int64_t deadline_ms,
                                 asbp_err *err);
 /* Reads what asbp_conn_send_nowait left pending, leaves pipeline mode.
- * Needed before using the PGconn directly (libpq calls outside this module). */
+ * (asbp_conn_pipeline and asbp_conn_stream_open do it themselves.) */
 asbp_code asbp_conn_settle(asbp_conn *c, const asbp_clock *clk,
                            int64_t deadline_ms, asbp_err *err);
 /* Non-zero while results of asbp_conn_send_nowait are unread. */
 int asbp_conn_pending(const asbp_conn *c);
 
-/* Waits for the socket (POLLIN and/or POLLOUT) until the deadline.
- * Returns 1 ready, 0 timeout, -1 error. */
-int asbp_conn_wait(asbp_conn *c, int for_read, int for_write,
-                   const asbp_clock *clk, int64_t deadline_ms);
+/*
+ * Runs the n statements like asbp_conn_pipeline and keeps none of their
+ * results: *count is the row count of statement `which` (the rows a DELETE
+ * or UPDATE touched).
+ */
+asbp_code asbp_conn_run_count(asbp_conn *c, const asbp_query *q, int n, int which,
+                              long long *count, const asbp_clock *clk,
+                              int64_t deadline_ms, asbp_err *err);
 
 /*
- * Fills err from a failed result (or from the connection when res is NULL),
- * naming the server: message, SQLSTATE, class.  Returns the code.
+ * Appends s to out as a SQL string literal, quoted for this connection
+ * (PQescapeLiteral).  Returns 0; -1 when libpq refuses s (why: its reason,
+ * one line); -2 out of memory.
  */
-asbp_code asbp_conn_result_error(asbp_conn *c, const PGresult *res,
-                                 asbp_err *err);
+int asbp_conn_quote(const asbp_conn *c, const char *s, asbp_buf *out, char *why,
+                    size_t nwhy);
+
+/* ---- streams ------------------------------------------------------------ */
+
+/* One row of a stream; its values stay readable until asbp_row_free. */
+typedef struct asbp_row asbp_row;
+
+typedef struct asbp_stream_query {
+    const char *sql;
+    int nparams;                /* text parameters ($1 ...), may be 0 */
+    const char *const *values;  /* NULL entries are SQL NULLs */
+    size_t max_prepared;        /* > 0: run as a prepared statement, prepared
+                                 * once per connection (in the round trip of
+                                 * its first execution) while the connection
+                                 * keeps fewer than this many; 0: unnamed */
+    const char *what;           /* names the stream in traces ("browse") */
+} asbp_stream_query;
 
 /*
- * Prepared statements for callers that send their own queries (the
- * pipeline's "prepared" flag uses the same per-connection list).  Call on
- * an idle connection: returns the name of sql's statement, *known = 1 when
- * the server has it already; otherwise the name is new, the caller sends
- * the Prepare and reports its outcome with asbp_conn_statement_done.
- * Returns NULL when the connection already keeps max statements (or out of
- * memory): the caller then runs sql as an unnamed statement.
+ * Starts streaming the rows of q on c and waits for the first one: *first
+ * is that row (owned by the caller), or NULL when the result is empty (the
+ * stream is then over and c idle again).  Results left unread by
+ * asbp_conn_send_nowait are read first.  Every wait for the server, from
+ * here to the stream's end, lasts at most idle_ms without data (counted
+ * again whenever data arrives): a timeout is reported (ASBP_EC_REPORT),
+ * not failed over.  On error the stream is over: c was read back to idle
+ * when possible, else marked broken.
+ *
+ * While a stream runs, c is used for nothing else.  To stop one early,
+ * free the connection (asbp_conn_free): the rows still coming are not
+ * read, and the server's work ends with the connection.
  */
-const char *asbp_conn_statement(asbp_conn *c, const char *sql, size_t max,
-                                int *known);
-void asbp_conn_statement_done(asbp_conn *c, const char *name, int ok);
+asbp_code asbp_conn_stream_open(asbp_conn *c, const asbp_stream_query *q,
+                                const asbp_clock *clk, int64_t idle_ms,
+                                asbp_row **first, asbp_err *err);
+/* The next row (owned by the caller) or, at the end, *row = NULL (c is
+ * then idle, ready for the pool).  On error as for asbp_conn_stream_open. */
+asbp_code asbp_conn_stream_next(asbp_conn *c, asbp_row **row, asbp_err *err);
+
+/* The value of column col (from 0); NULL for SQL NULL or past the last
+ * column, *len 0.  Points into the row. */
+const char *asbp_row_value(const asbp_row *r, size_t col, size_t *len);
+/* Accepts NULL. */
+void asbp_row_free(asbp_row *r);
 
 /* Counters (for tests and the per-process view). */
 unsigned long asbp_conn_prepare_count(const asbp_conn *c);

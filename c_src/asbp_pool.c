@@ -95,8 +95,7 @@ void asbp_pool_checkin(asbp_pool *p, const char *key, asbp_conn *c)
     bucket *b;
     if (!c)
         return;
-    if (!p || !asbp_conn_usable(c) || asbp_conn_in_transaction(c)
-        || (!asbp_conn_pending(c) && PQisBusy(asbp_conn_pg(c)))) {
+    if (!p || !asbp_conn_reusable(c)) {
         asbp_conn_free(c);
         return;
     }

@@ -170,60 +170,80 @@ static asbp_code run(asbp_source *s, asbp_conn **conn, const char *sql, int np,
     return rc;
 }
 
-asbp_code asbp_schema_apply(asbp_source *s, asbp_schema_kind kind, int dry_run,
-                            int fix_unlogged, asbp_schema_report *rep, asbp_err *err)
+static asbp_code nomem(asbp_err *err)
 {
-    char schema[300], bare[128], name[96], reg[400];
-    const char *table = asbp_source_table_sql(s);
-    const ixdef *d;
-    asbp_conn *conn = NULL;
-    PGresult *r = NULL;
+    return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+}
+
+/* Runs the SQL of the report's last item (unless dry_run) and says so. */
+static asbp_code apply_last(asbp_source *s, asbp_conn **conn, int dry_run,
+                            asbp_schema_report *rep, asbp_err *err)
+{
     asbp_code rc;
+    if (dry_run)
+        return ASBP_OK;
+    rc = run(s, conn, rep->items[rep->n - 1].sql, 0, NULL, NULL, err);
+    if (rc == ASBP_OK)
+        rep->items[rep->n - 1].done = 1;
+    return rc;
+}
+
+/* The table: created when missing, made logged when asked to. */
+static asbp_code apply_table(asbp_source *s, asbp_conn **conn, int dry_run,
+                             int fix_unlogged, asbp_schema_report *rep, asbp_err *err)
+{
+    const char *table = asbp_source_table_sql(s);
     asbp_buf b = ASBP_BUF_INIT;
+    PGresult *r = NULL;
     const char *pv[1];
+    asbp_code rc;
 
-    memset(rep, 0, sizeof *rep);
-    if ((int)kind < 0 || kind >= ASBP_SCHEMA_KIND_COUNT)
-        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT, "unknown session kind");
-    split_table(table, schema, sizeof schema, bare, sizeof bare);
-
-    /* The table. */
     pv[0] = table;
-    rc = run(s, &conn, "SELECT c.relpersistence FROM pg_catalog.pg_class c "
+    rc = run(s, conn, "SELECT c.relpersistence FROM pg_catalog.pg_class c "
              "WHERE c.oid = pg_catalog.to_regclass($1)", 1, pv, &r, err);
     if (rc)
-        goto out;
+        return rc;
     rep->table_existed = PQntuples(r) == 1;
     rep->persistence = rep->table_existed ? PQgetvalue(r, 0, 0)[0] : 0;
     PQclear(r);
-    r = NULL;
     asbp_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s (id varchar(64) NOT NULL PRIMARY KEY, "
                     "a_session jsonb)", table);
     if (add_item(rep, "table", asbp_buf_steal(&b)) < 0)
-        goto nomem;
+        return nomem(err);
     rep->items[rep->n - 1].existed = rep->table_existed;
     if (!rep->table_existed && !dry_run) {
-        rc = run(s, &conn, rep->items[rep->n - 1].sql, 0, NULL, NULL, err);
+        rc = apply_last(s, conn, dry_run, rep, err);
         if (rc)
-            goto out;
-        rep->items[rep->n - 1].done = 1;
+            return rc;
         rep->persistence = 'p';
     }
     if (rep->persistence == 'u' && fix_unlogged) {
         asbp_buf_printf(&b, "ALTER TABLE %s SET LOGGED", table);
         if (add_item(rep, "logged", asbp_buf_steal(&b)) < 0)
-            goto nomem;
+            return nomem(err);
         if (!dry_run) {
-            rc = run(s, &conn, rep->items[rep->n - 1].sql, 0, NULL, NULL, err);
+            rc = apply_last(s, conn, dry_run, rep, err);
             if (rc)
-                goto out;
-            rep->items[rep->n - 1].done = 1;
+                return rc;
             rep->made_logged = 1;
             rep->persistence = 'p';
         }
     }
+    return ASBP_OK;
+}
 
-    /* The indexes (their names are ours, built from fixed field names). */
+/* The indexes of kind (their names are ours, built from fixed field names). */
+static asbp_code apply_indexes(asbp_source *s, asbp_conn **conn, asbp_schema_kind kind,
+                               int dry_run, asbp_schema_report *rep, asbp_err *err)
+{
+    char schema[300], bare[128], name[96], reg[400];
+    const char *table = asbp_source_table_sql(s);
+    const ixdef *d;
+    asbp_buf b = ASBP_BUF_INIT;
+    const char *pv[1];
+    asbp_code rc;
+
+    split_table(table, schema, sizeof schema, bare, sizeof bare);
     for (d = IX[kind]; d->field; d++) {
         const char *expr_fmt = d->type == IX_BIGINT ? "(CAST(a_session ->> '%s' AS bigint))"
                              : d->type == IX_PREFIX ? "(a_session ->> '%s') text_pattern_ops"
@@ -234,30 +254,37 @@ asbp_code asbp_schema_apply(asbp_source *s, asbp_schema_kind kind, int dry_run,
         asbp_buf_printf(&b, expr_fmt, d->field);
         asbp_buf_puts(&b, ")");
         if (add_item(rep, name, asbp_buf_steal(&b)) < 0)
-            goto nomem;
+            return nomem(err);
         if (rep->table_existed) {
+            PGresult *r = NULL;
             pv[0] = reg;
-            rc = run(s, &conn, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, pv, &r, err);
+            rc = run(s, conn, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, pv, &r, err);
             if (rc)
-                goto out;
+                return rc;
             rep->items[rep->n - 1].existed = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
             PQclear(r);
-            r = NULL;
         }
-        if (!rep->items[rep->n - 1].existed && !dry_run && (rep->table_existed || rep->items[0].done)) {
-            rc = run(s, &conn, rep->items[rep->n - 1].sql, 0, NULL, NULL, err);
+        if (!rep->items[rep->n - 1].existed && (rep->table_existed || rep->items[0].done)) {
+            rc = apply_last(s, conn, dry_run, rep, err);
             if (rc)
-                goto out;
-            rep->items[rep->n - 1].done = 1;
+                return rc;
         }
     }
-    rc = ASBP_OK;
-    goto out;
-nomem:
-    rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
-out:
-    asbp_buf_free(&b);
-    PQclear(r);
+    return ASBP_OK;
+}
+
+asbp_code asbp_schema_apply(asbp_source *s, asbp_schema_kind kind, int dry_run,
+                            int fix_unlogged, asbp_schema_report *rep, asbp_err *err)
+{
+    asbp_conn *conn = NULL;
+    asbp_code rc;
+
+    memset(rep, 0, sizeof *rep);
+    if ((int)kind < 0 || kind >= ASBP_SCHEMA_KIND_COUNT)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT, "unknown session kind");
+    rc = apply_table(s, &conn, dry_run, fix_unlogged, rep, err);
+    if (rc == ASBP_OK)
+        rc = apply_indexes(s, &conn, kind, dry_run, rep, err);
     if (conn)
         asbp_source_release(s, conn);
     return rc;

@@ -161,6 +161,68 @@ static void clear_all(PGresult **r, int n)
 }
 
 /*
+ * The final state of the id of journal entry i, its writes collapsed:
+ * inserted by this transaction, deleted at the end, and its final data.
+ * Returns 0 when an earlier entry has the same id (already replayed).
+ */
+static int journal_final(const asbp_store *st, size_t i, int *inserted,
+                         int *deleted, const char **final_data)
+{
+    const char *id = st->j[i].id;
+    size_t k;
+    for (k = 0; k < i; k++)
+        if (strcmp(st->j[k].id, id) == 0)
+            return 0;
+    *inserted = *deleted = 0;
+    *final_data = NULL;
+    for (k = i; k < st->nj; k++) {
+        if (strcmp(st->j[k].id, id) != 0)
+            continue;
+        if (st->j[k].op == J_INSERT) {
+            *inserted = 1;
+            *deleted = 0;
+        }
+        if (st->j[k].op == J_DELETE) {
+            *deleted = 1;
+            *final_data = NULL;
+        } else {
+            *deleted = 0;
+            *final_data = st->j[k].data;
+        }
+    }
+    return 1;
+}
+
+/*
+ * Runs q[0..nq), whose last statement checks the row of an id this
+ * transaction inserted: *ours = 1 when the row is there with exactly our
+ * value (committed before the connection was lost); someone else's row
+ * there is reported as a duplicate key.
+ */
+static asbp_code check_inserted(asbp_store *st, asbp_conn *c, const asbp_query *q,
+                                int nq, const char *id, int *ours, asbp_err *err)
+{
+    PGresult *r[2] = { NULL, NULL };
+    int absent;
+    asbp_code rc = run(st, c, q, nq, r, NULL, err);
+    if (rc)
+        return rc;
+    absent = PQntuples(r[nq - 1]) == 0;
+    *ours = !absent && strcmp(PQgetvalue(r[nq - 1], 0, 0), "t") == 0;
+    clear_all(r, nq);
+    if (!absent && !*ours) {
+        asbp_err_set(err, ASBP_E_QUERY, ASBP_EC_REPORT,
+                     "duplicate key value violates unique constraint: "
+                     "session %s already exists in %s with other data "
+                     "(found while redoing an insert after a failover)",
+                     id, asbp_source_table(st->src));
+        memcpy(err->sqlstate, "23505", 6);
+        return ASBP_E_QUERY;
+    }
+    return ASBP_OK;
+}
+
+/*
  * Redoes the journal in a new transaction on c (the previous one was lost
  * with its connection).  Writes are collapsed per id to their final state.
  * An id this transaction inserted is checked first: absent -> inserted
@@ -170,69 +232,33 @@ static void clear_all(PGresult **r, int n)
  */
 static asbp_code replay(asbp_store *st, asbp_conn *c, asbp_err *err)
 {
-    size_t i, k;
+    size_t i;
     asbp_code rc;
     PGresult *r[2] = { NULL, NULL };
     int began = 0;
 
     for (i = 0; i < st->nj; i++) {
-        const char *id = st->j[i].id;
-        const char *final_data = NULL;
-        int inserted = 0, deleted = 0, seen = 0;
-        const char *pv[2];
+        const char *final_data, *pv[2];
+        int inserted, deleted, nq = 0;
         asbp_query q[2];
-        int nq = 0;
 
-        for (k = 0; k < i; k++)
-            if (strcmp(st->j[k].id, id) == 0)
-                seen = 1;
-        if (seen)
+        if (!journal_final(st, i, &inserted, &deleted, &final_data))
             continue;   /* id already replayed */
-        for (k = i; k < st->nj; k++) {
-            if (strcmp(st->j[k].id, id) != 0)
-                continue;
-            if (st->j[k].op == J_INSERT) {
-                inserted = 1;
-                deleted = 0;
-            }
-            if (st->j[k].op == J_DELETE) {
-                deleted = 1;
-                final_data = NULL;
-            } else {
-                deleted = 0;
-                final_data = st->j[k].data;
-            }
-        }
         if (inserted && deleted)
             continue;   /* created and deleted in one transaction: nothing */
-        pv[0] = id;
+        pv[0] = st->j[i].id;
         pv[1] = final_data;
-        if (!began) {
+        if (!began)
             q[nq++] = (asbp_query){ SQL_BEGIN, 1, 0, NULL, NULL };
-        }
         if (inserted) {
+            int ours = 0;
             q[nq++] = (asbp_query){ asbp_source_sql(st->src, ASBP_SQL_CHECK), 1, 2, pv, NULL };
-            rc = run(st, c, q, nq, r, NULL, err);
+            rc = check_inserted(st, c, q, nq, pv[0], &ours, err);
             if (rc)
                 return rc;
             began = 1;
-            {
-                PGresult *chk = r[nq - 1];
-                int absent = PQntuples(chk) == 0;
-                int ours = !absent && strcmp(PQgetvalue(chk, 0, 0), "t") == 0;
-                clear_all(r, nq);
-                if (ours)
-                    continue;
-                if (!absent) {
-                    asbp_err_set(err, ASBP_E_QUERY, ASBP_EC_REPORT,
-                                 "duplicate key value violates unique constraint: "
-                                 "session %s already exists in %s with other data "
-                                 "(found while redoing an insert after a failover)",
-                                 id, asbp_source_table(st->src));
-                    memcpy(err->sqlstate, "23505", 6);
-                    return ASBP_E_QUERY;
-                }
-            }
+            if (ours)
+                continue;
             nq = 0;
             q[nq++] = (asbp_query){ asbp_source_sql(st->src, ASBP_SQL_INSERT), 1, 2, pv, NULL };
         } else if (deleted) {
@@ -284,7 +310,7 @@ static asbp_code attempt(void *ud, asbp_conn *c, asbp_err *err)
         } else if (a->kind != OP_COMMIT) {
             q[nq++] = (asbp_query){ SQL_BEGIN, 1, 0, NULL, NULL };
         }
-    } else if (PQtransactionStatus(asbp_conn_pg(c)) == PQTRANS_INERROR) {
+    } else if (asbp_conn_in_failed_transaction(c)) {
         return asbp_err_set(err, ASBP_E_QUERY, ASBP_EC_REPORT,
                             "the transaction on %s was aborted by an earlier "
                             "error; its changes are not committed (table %s)",
