@@ -862,6 +862,20 @@ CODE:
 OUTPUT:
     RETVAL
 
+IV
+_test_hooks()
+CODE:
+    /* 1 in a test build (the two hooks below exist), 0 otherwise. */
+#ifdef ASBP_TEST_HOOKS
+    RETVAL = 1;
+#else
+    RETVAL = 0;
+#endif
+OUTPUT:
+    RETVAL
+
+#ifdef ASBP_TEST_HOOKS
+
 void
 _clock_offset_ms(ms)
     IV ms
@@ -873,6 +887,8 @@ _inject_commit_lost(n)
     IV n
 CODE:
     asbp_ctx_inject_commit_lost(the_ctx(aTHX), (int)n);
+
+#endif
 
 IV
 _now_ms()
