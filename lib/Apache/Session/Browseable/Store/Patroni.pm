@@ -3,15 +3,59 @@ package Apache::Session::Browseable::Store::Patroni;
 use strict;
 use warnings;
 
-# The methods insert, update, materialize, remove, close and DESTROY are
-# XSUBs (xs/Patroni.xs), loaded with Apache::Session::Browseable::Patroni.
+# close, DESTROY and server are XSUBs (xs/Patroni.xs), and so are _write,
+# _materialize, _remove and _report, loaded with
+# Apache::Session::Browseable::Patroni.  The methods below know the session
+# object's layout (Apache::Session's: args, data, serialized) and hand
+# those XSUBs plain values.
 use Apache::Session::Browseable::Patroni ();
+use Scalar::Util ();
+
+# An error raised here while Apache::Session's DESTROY saves the session
+# (a bad option value, say) becomes Perl's "(in cleanup)" warning only
+# where the 'misc' warnings are on; Apache/Session.pm, which called the
+# XSUBs directly before these methods existed, does not turn them on.
+# Errors the store must not hide are printed by the XSUBs themselves.
+no warnings 'misc';
 
 our $VERSION = '2.000';
 
 sub new {
     my ($class) = @_;
     return bless {}, $class;
+}
+
+# The session's data hash, or undef (reported: an error, or a warning when
+# called from a destructor) when it has none.
+sub _data {
+    my $d = $_[0]->{data};
+    return $d if ref $d eq 'HASH' or ( Scalar::Util::reftype($d) // '' ) eq 'HASH';
+    _report('the session has no data: not saved');
+    return undef;
+}
+
+sub insert {
+    my ( $self, $session ) = @_;
+    my $d = _data($session) // return;
+    _write( $self, $session->{args}, $d->{_session_id}, $session->{serialized}, 0 );
+}
+
+sub update {
+    my ( $self, $session ) = @_;
+    my $d = _data($session) // return;
+    _write( $self, $session->{args}, $d->{_session_id}, $session->{serialized}, 1 );
+}
+
+sub materialize {
+    my ( $self, $session ) = @_;
+    my $d = _data($session) // return;
+    $session->{serialized} = _materialize( $self, $session->{args}, $d->{_session_id} ) // return;
+}
+
+sub remove {
+    my ( $self, $session ) = @_;
+    my $d = _data($session) // return;
+    _remove( $self, $session->{args}, $d->{_session_id} );
 }
 
 1;
