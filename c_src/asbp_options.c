@@ -184,7 +184,12 @@ static int parse_number(const char *s, size_t len, double *v)
         p++;
     if (p < end && (*p == '-' || *p == '+'))
         neg = *p++ == '-';
-    if ((kind = infnan(p, end)) != 0) {
+    /* Infinity and NaN start with a letter or "1.#": looked for only then
+     * (numbers are parsed on every tie). */
+    if (p < end && ((!is_digit(*p) && *p != '.')
+                    || (end - p > 2 && p[0] == '1' && p[1] == '.' && p[2] == '#'))) {
+        if ((kind = infnan(p, end)) == 0)
+            return 0;
         *v = kind == 1 ? (neg ? -HUGE_VAL : HUGE_VAL) : NAN;
         return 1;
     }

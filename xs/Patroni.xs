@@ -135,6 +135,46 @@ typedef struct xs_options {
     char num[XS_OPTIONS_MAX][NUM_TEXT];   /* numbers as text (option_text) */
 } xs_options;
 
+/* The core's option names with their hash values, computed once at boot
+ * (the hash seed is the process's): each tie looks every name up. */
+static struct {
+    const char *name;
+    I32 len;
+    U32 hash;
+} opt_keys[XS_OPTIONS_MAX];
+static size_t n_opt_keys;
+
+static void opt_keys_init(pTHX)
+{
+    size_t i, n = asbp_options_count();
+    if (n > XS_OPTIONS_MAX)
+        croak("%s: built with room for %d options, the core has %lu", LOG_PREFIX,
+              XS_OPTIONS_MAX, (unsigned long)n);
+    for (i = 0; i < n; i++) {
+        size_t len;
+        opt_keys[i].name = asbp_options_name(i, &len);
+        opt_keys[i].len = (I32)len;
+        PERL_HASH(opt_keys[i].hash, opt_keys[i].name, len);
+    }
+    n_opt_keys = n;
+}
+
+/* n in decimal at the end of buf (NUM_TEXT bytes), NUL-terminated; returns
+ * where it starts.  (snprintf would cost more than the rest of an
+ * option's handling: options are read on every tie.) */
+static char *uv_text(char *buf, UV n, int neg)
+{
+    char *p = buf + NUM_TEXT - 1;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    if (neg)
+        *--p = '-';
+    return p;
+}
+
 /*
  * The text of an option's value, as Perl prints it.  A number that is not
  * also a string is written into buf, so that nothing is cached in the
@@ -146,9 +186,13 @@ static const char *option_text(pTHX_ SV *sv, char *buf, STRLEN *len)
     int n = -1;
     if (!SvPOKp(sv) && !SvROK(sv)) {
         if (SvIOK(sv) || (SvIOKp(sv) && !SvNOKp(sv))) {
-            n = SvIsUV(sv) ? snprintf(buf, NUM_TEXT, "%" UVuf, SvUVX(sv))
-                           : snprintf(buf, NUM_TEXT, "%" IVdf, SvIVX(sv));
-        } else if (SvNOKp(sv)) {
+            IV iv = SvIVX(sv);
+            char *p = SvIsUV(sv) ? uv_text(buf, SvUVX(sv), 0)
+                    : iv < 0 ? uv_text(buf, (UV)0 - (UV)iv, 1) : uv_text(buf, (UV)iv, 0);
+            *len = (STRLEN)(buf + NUM_TEXT - 1 - p);
+            return p;
+        }
+        if (SvNOKp(sv)) {
             NV nv = SvNVX(sv);
             n = Perl_isnan(nv) ? snprintf(buf, NUM_TEXT, "NaN")
               : Perl_isinf(nv) ? snprintf(buf, NUM_TEXT, "%s", nv < 0 ? "-Inf" : "Inf")
@@ -167,14 +211,13 @@ static const char *option_text(pTHX_ SV *sv, char *buf, STRLEN *len)
  * option the core refuses or a bad value croaks with the core's message. */
 static void fill_options(pTHX_ HV *args, xs_options *x)
 {
-    size_t i, n = asbp_options_count();
+    size_t i;
     asbp_err e;
     asbp_options_init(&x->o);
     asbp_err_clear(&e);
-    for (i = 0; i < n; i++) {
-        size_t klen;
-        const char *k = asbp_options_name(i, &klen);
-        SV **svp = hv_fetch(args, k, (I32)klen, 0);
+    for (i = 0; i < n_opt_keys; i++) {
+        SV **svp = (SV **)hv_common_key_len(args, opt_keys[i].name, opt_keys[i].len,
+                                            HV_FETCH_JUST_SV, NULL, opt_keys[i].hash);
         const char *p = NULL;
         STRLEN len = 0;
         if (!svp)
@@ -819,6 +862,7 @@ PROTOTYPES: DISABLE
 BOOT:
 {
     MY_CXT_INIT;
+    opt_keys_init(aTHX);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     MY_CXT.ctx = new_ctx(aTHX);
     Perl_call_atexit(aTHX_ release_ctx, NULL);

@@ -22,6 +22,22 @@ static long long ms(const char *value)
     return (long long)o.connect_timeout_ms;
 }
 
+/* The string field at offset off of o. */
+static const char *str_at(const asbp_options *o, size_t off)
+{
+    const char *v;
+    memcpy(&v, (const char *)o + off, sizeof v);
+    return v;
+}
+
+/* The milliseconds field at offset off of o. */
+static int64_t ms_at(const asbp_options *o, size_t off)
+{
+    int64_t v;
+    memcpy(&v, (const char *)o + off, sizeof v);
+    return v;
+}
+
 static void test_names(void)
 {
     size_t i, n = asbp_options_count(), len = 0;
@@ -54,13 +70,11 @@ static void test_strings(void)
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         asbp_options o;
         const char *v = "some value";
-        const char **field;
         asbp_options_init(&o);
-        field = (const char **)(void *)((char *)&o + cases[i].off);
         is_int(set(&o, cases[i].key, NULL), ASBP_OK, "%s undef: accepted", cases[i].key);
-        ok(*field == NULL, "%s undef: left unset", cases[i].key);
+        ok(str_at(&o, cases[i].off) == NULL, "%s undef: left unset", cases[i].key);
         is_int(set(&o, cases[i].key, v), ASBP_OK, "%s: accepted", cases[i].key);
-        ok(*field == v, "%s: the value is kept (borrowed)", cases[i].key);
+        ok(str_at(&o, cases[i].off) == v, "%s: the value is kept (borrowed)", cases[i].key);
     }
 }
 
@@ -100,18 +114,17 @@ static void test_seconds_keys(void)
     char want[200];
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         asbp_options o;
-        int64_t *field;
+        size_t off = cases[i].off;
         asbp_options_init(&o);
-        field = (int64_t *)(void *)((char *)&o + cases[i].off);
-        is_int(*field, 0, "%s: default (0) at first", cases[i].key);
+        is_int(ms_at(&o, off), 0, "%s: default (0) at first", cases[i].key);
         is_int(set(&o, cases[i].key, NULL), ASBP_OK, "%s undef: accepted", cases[i].key);
-        is_int(*field, 0, "%s undef: the default", cases[i].key);
+        is_int(ms_at(&o, off), 0, "%s undef: the default", cases[i].key);
         is_int(set(&o, cases[i].key, "1.5"), ASBP_OK, "%s 1.5: accepted", cases[i].key);
-        is_int(*field, 1500, "%s 1.5: 1500 ms", cases[i].key);
+        is_int(ms_at(&o, off), 1500, "%s 1.5: 1500 ms", cases[i].key);
         is_int(set(&o, cases[i].key, "soon"), ASBP_E_USAGE, "%s 'soon': refused", cases[i].key);
         snprintf(want, sizeof want, "invalid %s 'soon': expected a number of seconds", cases[i].key);
         is_str(e.msg, want, "%s 'soon': the message", cases[i].key);
-        is_int(*field, 1500, "%s: unchanged after an error", cases[i].key);
+        is_int(ms_at(&o, off), 1500, "%s: unchanged after an error", cases[i].key);
         is_int(set(&o, cases[i].key, "86401"), ASBP_E_USAGE, "%s 86401: refused", cases[i].key);
         snprintf(want, sizeof want, "invalid %s '86401': expected between 0 and 86400 seconds",
                  cases[i].key);

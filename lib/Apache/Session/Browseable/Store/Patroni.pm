@@ -25,37 +25,36 @@ sub new {
     return bless {}, $class;
 }
 
-# The session's data hash, or undef (reported: an error, or a warning when
-# called from a destructor) when it has none.
-sub _data {
-    my $d = $_[0]->{data};
-    return $d if ref $d eq 'HASH' or ( Scalar::Util::reftype($d) // '' ) eq 'HASH';
-    _report('the session has no data: not saved');
-    return undef;
-}
+# Each method ($self, $session) takes the session's data hash and reports
+# a session without one (an error, or a warning when called from a
+# destructor).  They run on every tie: @_ is used as it is, and a plain
+# hash needs no call.
+sub _is_hash { ( Scalar::Util::reftype( $_[0] ) // '' ) eq 'HASH' }
+sub _no_data { _report('the session has no data: not saved'); return }
 
 sub insert {
-    my ( $self, $session ) = @_;
-    my $d = _data($session) // return;
-    _write( $self, $session->{args}, $d->{_session_id}, $session->{serialized}, 0 );
+    my $d = $_[1]{data};
+    ref $d eq 'HASH' or _is_hash($d) or return _no_data();
+    _write( $_[0], $_[1]{args}, $d->{_session_id}, $_[1]{serialized}, 0 );
 }
 
 sub update {
-    my ( $self, $session ) = @_;
-    my $d = _data($session) // return;
-    _write( $self, $session->{args}, $d->{_session_id}, $session->{serialized}, 1 );
+    my $d = $_[1]{data};
+    ref $d eq 'HASH' or _is_hash($d) or return _no_data();
+    _write( $_[0], $_[1]{args}, $d->{_session_id}, $_[1]{serialized}, 1 );
 }
 
 sub materialize {
-    my ( $self, $session ) = @_;
-    my $d = _data($session) // return;
-    $session->{serialized} = _materialize( $self, $session->{args}, $d->{_session_id} ) // return;
+    my $d = $_[1]{data};
+    ref $d eq 'HASH' or _is_hash($d) or return _no_data();
+    # undef: no id (reported); the text, a temporary, is not copied
+    $_[1]{serialized} = _materialize( $_[0], $_[1]{args}, $d->{_session_id} ) // return;
 }
 
 sub remove {
-    my ( $self, $session ) = @_;
-    my $d = _data($session) // return;
-    _remove( $self, $session->{args}, $d->{_session_id} );
+    my $d = $_[1]{data};
+    ref $d eq 'HASH' or _is_hash($d) or return _no_data();
+    _remove( $_[0], $_[1]{args}, $d->{_session_id} );
 }
 
 1;
