@@ -16,7 +16,9 @@ struct asbp_ctx {
     asbp_source **sources;      /* owned */
     size_t nsources;
     unsigned refs;
-    int commit_lost;            /* fault injection, tests only */
+#ifdef ASBP_TEST_HOOKS
+    int commit_lost;            /* fault injection, test builds only */
+#endif
     asbp_log_recent recent[32]; /* the logger's repeat suppression */
 };
 
@@ -70,6 +72,7 @@ asbp_logger *asbp_ctx_logger(asbp_ctx *ctx) { return &ctx->logger; }
 asbp_pool *asbp_ctx_pool(asbp_ctx *ctx) { return ctx->pool; }
 int64_t asbp_ctx_now(asbp_ctx *ctx) { return asbp_clock_now_ms(&ctx->clock); }
 
+#ifdef ASBP_TEST_HOOKS
 void asbp_ctx_inject_commit_lost(asbp_ctx *ctx, int n) { ctx->commit_lost = n; }
 
 int asbp_ctx_take_commit_lost(asbp_ctx *ctx)
@@ -79,6 +82,7 @@ int asbp_ctx_take_commit_lost(asbp_ctx *ctx)
     ctx->commit_lost--;
     return 1;
 }
+#endif
 
 void asbp_ctx_check_fork(asbp_ctx *ctx)
 {

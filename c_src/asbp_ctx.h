@@ -33,14 +33,16 @@ asbp_logger *asbp_ctx_logger(asbp_ctx *ctx);
 asbp_pool *asbp_ctx_pool(asbp_ctx *ctx);
 int64_t asbp_ctx_now(asbp_ctx *ctx);
 
+#ifdef ASBP_TEST_HOOKS
 /*
- * Fault injection for the tests (never set in production): the next n
- * COMMITs that succeed are reported as "connection lost", so the tests can
- * prove that a transaction whose COMMIT outcome is unknown is redone
- * without a duplicate-key error.
+ * Fault injection, compiled in a test build only (perl Makefile.PL
+ * ASBP_TEST_HOOKS=1): the next n COMMITs that succeed are reported as
+ * "connection lost", so the tests can prove that a transaction whose
+ * COMMIT outcome is unknown is redone without a duplicate-key error.
  */
 void asbp_ctx_inject_commit_lost(asbp_ctx *ctx, int n);
 int asbp_ctx_take_commit_lost(asbp_ctx *ctx);
+#endif
 
 /* Call at each entry: if the pid changed, abandons inherited connections. */
 void asbp_ctx_check_fork(asbp_ctx *ctx);

@@ -1,11 +1,19 @@
 /*
  * asbp_options: the options of a store or a class method call, as the user
  * gave them (DESIGN.md section 6), before a source resolves them.
+ *
+ * The policy lives here: which names are read (and their aliases), how a
+ * value is parsed (seconds, truth), which options are refused, and the
+ * messages for bad values.  A caller (the XS glue) only walks the names
+ * below in their order and hands over each value as text.
  */
 #ifndef ASBP_OPTIONS_H
 #define ASBP_OPTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "asbp_err.h"
 
 /* Defaults, in milliseconds. */
 #define ASBP_DEFAULT_CONNECT_TIMEOUT_MS   2000
@@ -14,6 +22,9 @@
 #define ASBP_DEFAULT_PATRONI_TIMEOUT_MS   3000
 #define ASBP_DEFAULT_PATRONI_TTL_MS       60000
 #define ASBP_DEFAULT_PATRONI_BREAKER_MS   30000
+
+/* The largest value of an option in seconds. */
+#define ASBP_OPTION_MAX_SECONDS 86400
 
 /* Options as the user gave them; strings are borrowed (copied by get). */
 typedef struct asbp_options {
@@ -33,8 +44,40 @@ typedef struct asbp_options {
     const char *patroni_ca_path;
     const char *patroni_cert_file;
     const char *patroni_key_file;
+    int commit;                       /* < 0: default (1); a store's COMMIT */
 } asbp_options;
 
 void asbp_options_init(asbp_options *o);
+
+/*
+ * The option names read, by index (0 <= i < asbp_options_count()), in the
+ * order they are checked: a caller that sets them in this order reports
+ * the same first error for the same options.  *len (when not NULL) gets
+ * the name's length.  NULL past the end.
+ */
+size_t asbp_options_count(void);
+const char *asbp_options_name(size_t i, size_t *len);
+
+/*
+ * Sets option i from its value: value is NULL when the option is present
+ * but has no value (Perl's undef), else text of len bytes followed by a
+ * NUL.  Options taking a string keep the pointer (borrowed: the caller
+ * keeps the text alive until the options are used); others parse it now.
+ *   - a string: as given (an alias is used only when its main name is not);
+ *   - seconds: a decimal number (fraction, exponent, surrounding spaces
+ *     allowed, as Perl's numbers), from 0 to ASBP_OPTION_MAX_SECONDS,
+ *     kept in milliseconds (rounded);
+ *   - truth: false for "" and "0", true otherwise (as Perl's);
+ *   - refused (Handle): an error, with or without a value.
+ * An undefined value leaves the option at its default.  ASBP_E_USAGE with
+ * the message for the user on a bad value; the option is left unchanged.
+ */
+asbp_code asbp_options_set_at(asbp_options *o, size_t i, const char *value,
+                              size_t len, asbp_err *err);
+
+/* The same by name (exact, case-sensitive); an unknown name is ignored
+ * (ASBP_OK), as other modules' options are. */
+asbp_code asbp_options_set(asbp_options *o, const char *key, const char *value,
+                           size_t len, asbp_err *err);
 
 #endif

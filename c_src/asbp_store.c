@@ -340,12 +340,14 @@ static asbp_code attempt(void *ud, asbp_conn *c, asbp_err *err)
         clear_all(r, nq);
         return rc;
     }
+#ifdef ASBP_TEST_HOOKS
     if (a->kind == OP_COMMIT && asbp_ctx_take_commit_lost(asbp_source_ctx(st->src))) {
         clear_all(r, nq);
         asbp_conn_set_broken(c);
         return asbp_err_set(err, ASBP_E_IO, ASBP_EC_FAILOVER,
                             "connection lost after COMMIT (injected fault)");
     }
+#endif
     if (a->kind == OP_MATERIALIZE) {
         PGresult *res = r[nq - 1];
         r[nq - 1] = NULL;

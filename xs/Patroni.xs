@@ -19,6 +19,7 @@
 #include "asbp_browse.h"
 #include "asbp_ctx.h"
 #include "asbp_discovery.h"
+#include "asbp_options.h"
 #include "asbp_random.h"
 #include "asbp_schema.h"
 #include "asbp_source.h"
@@ -122,67 +123,111 @@ static void croak_err(pTHX_ const asbp_err *e)
     croak("%s: %s", LOG_PREFIX, e->msg);
 }
 
-/* ---- options -------------------------------------------------------- */
+/* ---- options: their names, parsing and checks are the core's
+ *      (c_src/asbp_options.c); here each value becomes text ------------ */
 
-static SV *opt(pTHX_ HV *args, const char *key)
+/* Room for the text of a number, and for the options of one call. */
+#define NUM_TEXT 48
+#define XS_OPTIONS_MAX 32
+
+typedef struct xs_options {
+    asbp_options o;
+    char num[XS_OPTIONS_MAX][NUM_TEXT];   /* numbers as text (option_text) */
+} xs_options;
+
+/* The core's option names with their hash values, computed once at boot
+ * (the hash seed is the process's): each tie looks every name up. */
+static struct {
+    const char *name;
+    I32 len;
+    U32 hash;
+} opt_keys[XS_OPTIONS_MAX];
+static size_t n_opt_keys;
+
+static void opt_keys_init(pTHX)
 {
-    SV **svp = hv_fetch(args, key, (I32)strlen(key), 0);
-    if (!svp)
-        return NULL;
-    SvGETMAGIC(*svp);
-    return SvOK(*svp) ? *svp : NULL;
+    size_t i, n = asbp_options_count();
+    if (n > XS_OPTIONS_MAX)
+        croak("%s: built with room for %d options, the core has %lu", LOG_PREFIX,
+              XS_OPTIONS_MAX, (unsigned long)n);
+    for (i = 0; i < n; i++) {
+        size_t len;
+        opt_keys[i].name = asbp_options_name(i, &len);
+        opt_keys[i].len = (I32)len;
+        PERL_HASH(opt_keys[i].hash, opt_keys[i].name, len);
+    }
+    n_opt_keys = n;
 }
 
-static const char *opt_str(pTHX_ HV *args, const char *key)
+/* n in decimal at the end of buf (NUM_TEXT bytes), NUL-terminated; returns
+ * where it starts.  (snprintf would cost more than the rest of an
+ * option's handling: options are read on every tie.) */
+static char *uv_text(char *buf, UV n, int neg)
 {
-    SV *sv = opt(aTHX_ args, key);
-    return sv ? SvPV_nolen(sv) : NULL;
+    char *p = buf + NUM_TEXT - 1;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    if (neg)
+        *--p = '-';
+    return p;
 }
 
-/* Seconds (fractional allowed) to milliseconds; -1 when absent. */
-static int64_t opt_seconds(pTHX_ HV *args, const char *key)
+/*
+ * The text of an option's value, as Perl prints it.  A number that is not
+ * also a string is written into buf, so that nothing is cached in the
+ * caller's value (a number stays a number for whoever serializes the
+ * options later).  Zero is "0" whatever its sign: false, as Perl's.
+ */
+static const char *option_text(pTHX_ SV *sv, char *buf, STRLEN *len)
 {
-    SV *sv = opt(aTHX_ args, key);
-    NV v;
-    if (!sv)
-        return -1;
-    if (!looks_like_number(sv))
-        croak("%s: invalid %s '%" SVf "': expected a number of seconds",
-              LOG_PREFIX, key, SVfARG(sv));
-    v = SvNV(sv);
-    if (v < 0 || v > 86400.0)
-        croak("%s: invalid %s '%" SVf "': expected between 0 and 86400 seconds",
-              LOG_PREFIX, key, SVfARG(sv));
-    return (int64_t)(v * 1000.0 + 0.5);
+    int n = -1;
+    if (!SvPOKp(sv) && !SvROK(sv)) {
+        if (SvIOK(sv) || (SvIOKp(sv) && !SvNOKp(sv))) {
+            IV iv = SvIVX(sv);
+            char *p = SvIsUV(sv) ? uv_text(buf, SvUVX(sv), 0)
+                    : iv < 0 ? uv_text(buf, (UV)0 - (UV)iv, 1) : uv_text(buf, (UV)iv, 0);
+            *len = (STRLEN)(buf + NUM_TEXT - 1 - p);
+            return p;
+        }
+        if (SvNOKp(sv)) {
+            NV nv = SvNVX(sv);
+            n = Perl_isnan(nv) ? snprintf(buf, NUM_TEXT, "NaN")
+              : Perl_isinf(nv) ? snprintf(buf, NUM_TEXT, "%s", nv < 0 ? "-Inf" : "Inf")
+              : nv == 0 ? snprintf(buf, NUM_TEXT, "0")
+              : snprintf(buf, NUM_TEXT, "%.*" NVgf, NV_DIG, nv);
+        }
+    }
+    if (n >= 0 && n < NUM_TEXT) {
+        *len = (STRLEN)n;
+        return buf;
+    }
+    return SvPV_nomg(sv, *len);
 }
 
-static void fill_options(pTHX_ HV *args, asbp_options *o)
+/* Every option the core knows, taken from args in the core's order; an
+ * option the core refuses or a bad value croaks with the core's message. */
+static void fill_options(pTHX_ HV *args, xs_options *x)
 {
-    SV *v;
-    asbp_options_init(o);
-    if (hv_exists(args, "Handle", 6))
-        croak("%s: the Handle option (an open DBI handle) is not supported: "
-              "this backend opens its own libpq connections; give DataSource, "
-              "UserName and Password instead", LOG_PREFIX);
-    o->datasource = opt_str(aTHX_ args, "DataSource");
-    o->user = opt_str(aTHX_ args, "UserName");
-    o->password = opt_str(aTHX_ args, "Password");
-    o->table = opt_str(aTHX_ args, "TableName");
-    o->connect_timeout_ms = opt_seconds(aTHX_ args, "ConnectTimeout");
-    o->failover_timeout_ms = opt_seconds(aTHX_ args, "FailoverTimeout");
-    o->query_timeout_ms = opt_seconds(aTHX_ args, "QueryTimeout");
-    o->patroni_urls = opt_str(aTHX_ args, "PatroniUrl");
-    if (!o->patroni_urls)
-        o->patroni_urls = opt_str(aTHX_ args, "patroniUrl");
-    o->patroni_timeout_ms = opt_seconds(aTHX_ args, "PatroniTimeout");
-    o->patroni_cache_ttl_ms = opt_seconds(aTHX_ args, "PatroniCacheTTL");
-    o->patroni_breaker_ms = opt_seconds(aTHX_ args, "PatroniCircuitBreakerDelay");
-    v = opt(aTHX_ args, "PatroniVerifySSL");
-    o->patroni_verify_ssl = v ? (SvTRUE(v) ? 1 : 0) : -1;
-    o->patroni_ca_file = opt_str(aTHX_ args, "PatroniSSLCAFile");
-    o->patroni_ca_path = opt_str(aTHX_ args, "PatroniSSLCAPath");
-    o->patroni_cert_file = opt_str(aTHX_ args, "PatroniSSLCertFile");
-    o->patroni_key_file = opt_str(aTHX_ args, "PatroniSSLKeyFile");
+    size_t i;
+    asbp_err e;
+    asbp_options_init(&x->o);
+    asbp_err_clear(&e);
+    for (i = 0; i < n_opt_keys; i++) {
+        SV **svp = (SV **)hv_common_key_len(args, opt_keys[i].name, opt_keys[i].len,
+                                            HV_FETCH_JUST_SV, NULL, opt_keys[i].hash);
+        const char *p = NULL;
+        STRLEN len = 0;
+        if (!svp)
+            continue;
+        SvGETMAGIC(*svp);
+        if (SvOK(*svp))
+            p = option_text(aTHX_ *svp, x->num[i], &len);
+        if (asbp_options_set_at(&x->o, i, p, len, &e) != ASBP_OK)
+            croak_err(aTHX_ &e);
+    }
 }
 
 static HV *hash_arg(pTHX_ SV *sv, const char *what)
@@ -192,15 +237,19 @@ static HV *hash_arg(pTHX_ SV *sv, const char *what)
     return (HV *)SvRV(sv);
 }
 
-static asbp_source *source_for(pTHX_ HV *args)
+/* The source of the options in args; *commit (when not NULL) gets the
+ * Commit option (1 by default). */
+static asbp_source *source_for(pTHX_ HV *args, int *commit)
 {
-    asbp_options o;
+    xs_options x;
     asbp_source *src;
     asbp_err e;
-    fill_options(aTHX_ args, &o);
+    fill_options(aTHX_ args, &x);
     asbp_err_clear(&e);
-    if (asbp_source_get(the_ctx(aTHX), &o, &src, &e) != ASBP_OK)
+    if (asbp_source_get(the_ctx(aTHX), &x.o, &src, &e) != ASBP_OK)
         croak_err(aTHX_ &e);
+    if (commit)
+        *commit = x.o.commit < 0 ? 1 : x.o.commit;
     return src;
 }
 
@@ -232,29 +281,25 @@ static HV *store_hv(pTHX_ SV *self)
     return (HV *)SvRV(self);
 }
 
-/* The C store of self; created from session->{args} on first use. */
-static asbp_store *store_of(pTHX_ SV *self, SV *session)
+/* The C store of self; created from args (the options of the tie) on
+ * first use. */
+static asbp_store *store_of(pTHX_ SV *self, SV *args)
 {
     HV *hv = store_hv(aTHX_ self);
     MAGIC *mg = mg_findext((SV *)hv, PERL_MAGIC_ext, &store_vtbl);
-    HV *sess, *args;
-    SV **svp, *commit;
     asbp_source *src;
     asbp_store *st;
+    int commit;
 
     if (mg) {
         if (!mg->mg_ptr)
             croak("%s: this store object belongs to another thread", LOG_PREFIX);
         return (asbp_store *)mg->mg_ptr;
     }
-    if (!session)
+    if (!args)
         return NULL;
-    sess = hash_arg(aTHX_ session, "the session");
-    svp = hv_fetchs(sess, "args", 0);
-    args = hash_arg(aTHX_ svp ? *svp : NULL, "the session's args");
-    src = source_for(aTHX_ args);
-    commit = opt(aTHX_ args, "Commit");
-    st = asbp_store_new(src, commit ? SvTRUE(commit) : 1);
+    src = source_for(aTHX_ hash_arg(aTHX_ args, "the session's args"), &commit);
+    st = asbp_store_new(src, commit);
     if (!st)
         croak("%s: out of memory", LOG_PREFIX);
     mg = sv_magicext((SV *)hv, NULL, PERL_MAGIC_ext, &store_vtbl, (const char *)st, 0);
@@ -283,23 +328,18 @@ static void report_msg(pTHX_ const char *msg)
     report_err(aTHX_ &e);
 }
 
-static const char *session_id(pTHX_ SV *session)
+/* The session's id as the C core takes it: NULL (reported) when there is
+ * none or it cannot be one. */
+static const char *id_arg(pTHX_ SV *id)
 {
-    HV *sess = hash_arg(aTHX_ session, "the session");
-    SV **data = hv_fetchs(sess, "data", 0);
-    SV **id;
     STRLEN len;
     const char *p;
-    if (!data || !SvROK(*data) || SvTYPE(SvRV(*data)) != SVt_PVHV) {
-        report_msg(aTHX_ "the session has no data: not saved");
-        return NULL;
-    }
-    id = hv_fetchs((HV *)SvRV(*data), "_session_id", 0);
-    if (!id || !SvOK(*id)) {
+    SvGETMAGIC(id);
+    if (!SvOK(id)) {
         report_msg(aTHX_ "the session has no _session_id: not saved");
         return NULL;
     }
-    p = SvPV(*id, len);
+    p = SvPV_nomg(id, len);
     if (len == 0 || strlen(p) != len) {
         report_msg(aTHX_ "invalid session id: not saved");
         return NULL;
@@ -307,23 +347,24 @@ static const char *session_id(pTHX_ SV *session)
     return p;
 }
 
-static const char *session_serialized(pTHX_ SV *session)
+/* The serialized session as UTF-8 text: NULL (reported) when it is
+ * undefined or holds a NUL. */
+static const char *serialized_arg(pTHX_ SV *s)
 {
-    HV *sess = hash_arg(aTHX_ session, "the session");
-    SV **s = hv_fetchs(sess, "serialized", 0);
     STRLEN len;
     const char *p;
-    if (!s || !SvOK(*s)) {
+    SvGETMAGIC(s);
+    if (!SvOK(s)) {
         report_msg(aTHX_ "the session was not serialized: not saved");
         return NULL;
     }
     /* Characters to UTF-8 bytes (upgrading a Latin-1 string if needed),
      * on a copy: the caller's value is left as it is. */
-    if (!SvUTF8(*s)) {
-        SV *copy = sv_2mortal(newSVsv(*s));
+    if (!SvUTF8(s)) {
+        SV *copy = sv_2mortal(newSVsv_nomg(s));
         p = SvPVutf8(copy, len);
     } else {
-        p = SvPV(*s, len);
+        p = SvPV_nomg(s, len);
     }
     if (strlen(p) != len) {
         report_msg(aTHX_ "session data contains a NUL character: not saved");
@@ -581,7 +622,7 @@ static SV *text_sv(pTHX_ const char *p, size_t len)
  */
 static SV *browse_collect(pTHX_ HV *args, browse_req *r, SV *json)
 {
-    asbp_source *src = source_for(aTHX_ args);
+    asbp_source *src = source_for(aTHX_ args, NULL);
     HV *res = newHV();
     SV *res_rv = sv_2mortal(newRV_noinc((SV *)res));
     CV *decode = r->spec.whole ? json_decoder(aTHX_ json) : NULL;
@@ -670,7 +711,7 @@ static SV *browse_collect(pTHX_ HV *args, browse_req *r, SV *json)
  */
 static SV *browse_each(pTHX_ HV *args, SV *code, SV *json)
 {
-    asbp_source *src = source_for(aTHX_ args);
+    asbp_source *src = source_for(aTHX_ args, NULL);
     HV *res = newHV();
     SV *res_rv = sv_2mortal(newRV_noinc((SV *)res));
     CV *decode = json_decoder(aTHX_ json);
@@ -742,11 +783,10 @@ static SV *browse_each(pTHX_ HV *args, SV *code, SV *json)
     return res_rv;
 }
 
-/* One group of a purge rule ({ field => value, ... }), keys sorted so
- * that the SQL text does not depend on hash order. */
-static size_t purge_items(pTHX_ HV *rule, const char *group, asbp_purge_item **out)
+/* One group of a purge rule (sv: { field => value, ... } or undef), keys
+ * sorted so that the SQL text does not depend on hash order. */
+static size_t purge_items(pTHX_ SV *sv, const char *group, asbp_purge_item **out)
 {
-    SV **svp = hv_fetch(rule, group, (I32)strlen(group), 0);
     HV *hv;
     HE *he;
     SV **keys;
@@ -754,15 +794,13 @@ static size_t purge_items(pTHX_ HV *rule, const char *group, asbp_purge_item **o
     asbp_purge_item *it;
 
     *out = NULL;
-    if (!svp)
+    SvGETMAGIC(sv);
+    if (!SvOK(sv))
         return 0;
-    SvGETMAGIC(*svp);
-    if (!SvOK(*svp))
-        return 0;
-    if (!SvROK(*svp) || SvTYPE(SvRV(*svp)) != SVt_PVHV)
+    if (!SvROK(sv) || SvTYPE(SvRV(sv)) != SVt_PVHV)
         croak("%s: deleteIfLowerThan: '%s' must be a hash reference "
               "({ field => value, ... })", LOG_PREFIX, group);
-    hv = (HV *)SvRV(*svp);
+    hv = (HV *)SvRV(sv);
     n = (size_t)HvUSEDKEYS(hv);
     if (!n)
         return 0;
@@ -788,11 +826,11 @@ static size_t purge_items(pTHX_ HV *rule, const char *group, asbp_purge_item **o
 
 /* insert (update 0) and update (1): the session's serialized form under its
  * id, in the tie's transaction. */
-static void store_write(pTHX_ SV *self, SV *session, int update)
+static void store_write(pTHX_ SV *self, SV *args, SV *idsv, SV *text, int update)
 {
-    asbp_store *st = store_of(aTHX_ self, session);
-    const char *id = session_id(aTHX_ session);
-    const char *data = id ? session_serialized(aTHX_ session) : NULL;
+    asbp_store *st = store_of(aTHX_ self, args);
+    const char *id = id_arg(aTHX_ idsv);
+    const char *data = id ? serialized_arg(aTHX_ text) : NULL;
     asbp_err e;
     asbp_code rc;
     if (!id || !data)
@@ -824,6 +862,7 @@ PROTOTYPES: DISABLE
 BOOT:
 {
     MY_CXT_INIT;
+    opt_keys_init(aTHX);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     MY_CXT.ctx = new_ctx(aTHX);
     Perl_call_atexit(aTHX_ release_ctx, NULL);
@@ -862,6 +901,20 @@ CODE:
 OUTPUT:
     RETVAL
 
+IV
+_test_hooks()
+CODE:
+    /* 1 in a test build (the two hooks below exist), 0 otherwise. */
+#ifdef ASBP_TEST_HOOKS
+    RETVAL = 1;
+#else
+    RETVAL = 0;
+#endif
+OUTPUT:
+    RETVAL
+
+#ifdef ASBP_TEST_HOOKS
+
 void
 _clock_offset_ms(ms)
     IV ms
@@ -873,6 +926,8 @@ _inject_commit_lost(n)
     IV n
 CODE:
     asbp_ctx_inject_commit_lost(the_ctx(aTHX), (int)n);
+
+#endif
 
 IV
 _now_ms()
@@ -912,7 +967,7 @@ CODE:
 {
     /* This process's view of a DataSource: the per-process state the
      * class method status() documents. */
-    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"));
+    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"), NULL);
     asbp_ctx *ctx = the_ctx(aTHX);
     asbp_cluster *cl = asbp_source_cluster(src);
     asbp_cluster_stats stats, *st = &stats;
@@ -977,7 +1032,7 @@ _discover_now(args)
     SV *args
 CODE:
 {
-    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"));
+    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"), NULL);
     asbp_discovery_result res;
     asbp_err e;
     HV *hv = newHV();
@@ -1028,7 +1083,7 @@ _schema(args, kind, dry_run, fix_unlogged)
     int fix_unlogged
 CODE:
 {
-    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"));
+    asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"), NULL);
     int k = asbp_schema_kind_of(kind);
     asbp_schema_report rep;
     asbp_err e;
@@ -1070,89 +1125,7 @@ void
 _check_options(args)
     SV *args
 CODE:
-    (void)source_for(aTHX_ hash_arg(aTHX_ args, "the options"));
-
-MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Store::Patroni
-
-void
-insert(self, session)
-    SV *self
-    SV *session
-CODE:
-    store_write(aTHX_ self, session, 0);
-
-void
-update(self, session)
-    SV *self
-    SV *session
-CODE:
-    store_write(aTHX_ self, session, 1);
-
-void
-materialize(self, session)
-    SV *self
-    SV *session
-CODE:
-{
-    asbp_store *st = store_of(aTHX_ self, session);
-    const char *id = session_id(aTHX_ session);
-    const char *data;
-    size_t len;
-    asbp_err e;
-    if (!id)
-        XSRETURN_EMPTY;
-    asbp_err_clear(&e);
-    if (asbp_store_materialize(st, id, &data, &len, &e) != ASBP_OK)
-        croak_err(aTHX_ &e);
-    (void)hv_stores(hash_arg(aTHX_ session, "the session"), "serialized",
-                    newSVpvn_utf8(data, len, 1));
-}
-
-void
-remove(self, session)
-    SV *self
-    SV *session
-CODE:
-{
-    asbp_store *st = store_of(aTHX_ self, session);
-    const char *id = session_id(aTHX_ session);
-    asbp_err e;
-    if (!id)
-        XSRETURN_EMPTY;
-    asbp_err_clear(&e);
-    if (asbp_store_remove(st, id, &e) != ASBP_OK)
-        report_err(aTHX_ &e);
-}
-
-void
-close(self, ...)
-    SV *self
-CODE:
-    store_end(aTHX_ self);
-
-void
-DESTROY(self)
-    SV *self
-CODE:
-    /* Same as close, as Apache::Session::Store::Postgres does; an error
-     * here becomes Perl's "(in cleanup)" warning.  A copy cloned into
-     * another thread has nothing to end there: it goes silently. */
-    if (!store_foreign(aTHX_ self))
-        store_end(aTHX_ self);
-
-SV *
-server(self)
-    SV *self
-CODE:
-{
-    asbp_store *st = store_of(aTHX_ self, NULL);
-    RETVAL = st && asbp_store_in_transaction(st)
-           ? newSVpv(asbp_store_server(st), 0) : &PL_sv_undef;
-}
-OUTPUT:
-    RETVAL
-
-MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Patroni
+    (void)source_for(aTHX_ hash_arg(aTHX_ args, "the options"), NULL);
 
 SV *
 _browse_collect(args, kind, field, value, fields, json)
@@ -1207,7 +1180,7 @@ CODE:
     asbp_browse *b;
     asbp_err e;
     browse_req_fill(aTHX_ &r, kind, field, value, fields);
-    src = source_for(aTHX_ a);
+    src = source_for(aTHX_ a, NULL);
     asbp_err_clear(&e);
     if (asbp_browse_open(src, &r.spec, &b, &e) != ASBP_OK)
         croak_err(aTHX_ &e);
@@ -1218,35 +1191,29 @@ OUTPUT:
     RETVAL
 
 void
-_browse_delete(args, rule)
+_browse_delete(args, or_group, and_group, not_group)
     SV *args
-    SV *rule
+    SV *or_group
+    SV *and_group
+    SV *not_group
 PPCODE:
 {
-    /* deleteIfLowerThan: () for an empty rule, (rows) when done,
-     * (undef, message) when the database failed; croaks on a bad rule. */
+    /* deleteIfLowerThan, given the rule's three groups (each a hash
+     * reference or undef): () for an empty rule, (rows) when done,
+     * (undef, message) when the database failed; croaks on a bad group. */
     HV *a = hash_arg(aTHX_ args, "the options");
-    HV *rh = hash_arg(aTHX_ rule, "deleteIfLowerThan's rule");
     asbp_purge_rule pr;
     asbp_source *src;
     asbp_err e;
     long long deleted = 0;
-    HE *he;
 
-    hv_iterinit(rh);
-    while ((he = hv_iternext(rh)) != NULL) {
-        const char *k = HePV(he, PL_na);
-        if (strNE(k, "or") && strNE(k, "and") && strNE(k, "not"))
-            croak("%s: deleteIfLowerThan: unknown rule key '%s' (expected "
-                  "'or', 'and' and 'not')", LOG_PREFIX, k);
-    }
     memset(&pr, 0, sizeof pr);
-    pr.n_or = purge_items(aTHX_ rh, "or", (asbp_purge_item **)&pr.or_items);
-    pr.n_and = purge_items(aTHX_ rh, "and", (asbp_purge_item **)&pr.and_items);
-    pr.n_not = purge_items(aTHX_ rh, "not", (asbp_purge_item **)&pr.not_items);
+    pr.n_or = purge_items(aTHX_ or_group, "or", (asbp_purge_item **)&pr.or_items);
+    pr.n_and = purge_items(aTHX_ and_group, "and", (asbp_purge_item **)&pr.and_items);
+    pr.n_not = purge_items(aTHX_ not_group, "not", (asbp_purge_item **)&pr.not_items);
     if (!pr.n_or && !pr.n_and)
         XSRETURN_EMPTY;
-    src = source_for(aTHX_ a);
+    src = source_for(aTHX_ a, NULL);
     asbp_err_clear(&e);
     if (asbp_browse_delete_lower(src, &pr, &deleted, &e) != ASBP_OK) {
         if (e.code == ASBP_E_USAGE)
@@ -1262,6 +1229,98 @@ PPCODE:
     mXPUSHs(newSViv((IV)deleted));
     XSRETURN(1);
 }
+
+MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Store::Patroni
+
+# The methods insert, update, materialize and remove are in
+# lib/Apache/Session/Browseable/Store/Patroni.pm: they take from the session
+# object what these need.
+
+void
+_write(self, args, id, serialized, update)
+    SV *self
+    SV *args
+    SV *id
+    SV *serialized
+    int update
+CODE:
+    store_write(aTHX_ self, args, id, serialized, update);
+
+SV *
+_materialize(self, args, id)
+    SV *self
+    SV *args
+    SV *id
+CODE:
+{
+    /* The serialized session (text), or undef when id was reported. */
+    asbp_store *st = store_of(aTHX_ self, args);
+    const char *p = id_arg(aTHX_ id);
+    const char *data;
+    size_t len;
+    asbp_err e;
+    if (!p)
+        XSRETURN_UNDEF;
+    asbp_err_clear(&e);
+    if (asbp_store_materialize(st, p, &data, &len, &e) != ASBP_OK)
+        croak_err(aTHX_ &e);
+    RETVAL = newSVpvn_utf8(data, len, 1);
+}
+OUTPUT:
+    RETVAL
+
+void
+_remove(self, args, id)
+    SV *self
+    SV *args
+    SV *id
+CODE:
+{
+    asbp_store *st = store_of(aTHX_ self, args);
+    const char *p = id_arg(aTHX_ id);
+    asbp_err e;
+    if (!p)
+        XSRETURN_EMPTY;
+    asbp_err_clear(&e);
+    if (asbp_store_remove(st, p, &e) != ASBP_OK)
+        report_err(aTHX_ &e);
+}
+
+void
+_report(msg)
+    const char *msg
+CODE:
+    /* A problem with the session object: an error, or a warning when
+     * called from a destructor (see report_err). */
+    report_msg(aTHX_ msg);
+
+void
+close(self, ...)
+    SV *self
+CODE:
+    store_end(aTHX_ self);
+
+void
+DESTROY(self)
+    SV *self
+CODE:
+    /* Same as close, as Apache::Session::Store::Postgres does; an error
+     * here becomes Perl's "(in cleanup)" warning.  A copy cloned into
+     * another thread has nothing to end there: it goes silently. */
+    if (!store_foreign(aTHX_ self))
+        store_end(aTHX_ self);
+
+SV *
+server(self)
+    SV *self
+CODE:
+{
+    asbp_store *st = store_of(aTHX_ self, NULL);
+    RETVAL = st && asbp_store_in_transaction(st)
+           ? newSVpv(asbp_store_server(st), 0) : &PL_sv_undef;
+}
+OUTPUT:
+    RETVAL
 
 MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Patroni::Cursor
 

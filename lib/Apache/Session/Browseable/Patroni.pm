@@ -6,6 +6,7 @@ use warnings;
 use Apache::Session;
 use Apache::Session::Lock::Null;
 use JSON::XS ();
+use Scalar::Util ();
 
 our $VERSION = '2.000';
 our @ISA     = qw(Apache::Session);
@@ -116,9 +117,17 @@ sub get_key_from_all_sessions {
     return _browse_collect( $args, 'all', undef, undef, $fields, $JSON );
 }
 
+# A rule is { or => {...}, and => {...}, not => {...} }; any other key is
+# refused: a misspelt 'not' would purge what it was meant to keep.
 sub deleteIfLowerThan {
     my ( $class, $args, $rule ) = @_;
-    my ( $rows, $error ) = _browse_delete( $args, $rule );
+    die __PACKAGE__ . ": deleteIfLowerThan's rule must be a hash reference"
+      unless ( Scalar::Util::reftype($rule) // '' ) eq 'HASH';
+    for my $k ( sort keys %$rule ) {
+        die __PACKAGE__ . ": deleteIfLowerThan: unknown rule key '$k' (expected 'or', 'and' and 'not')"
+          unless $k eq 'or' or $k eq 'and' or $k eq 'not';
+    }
+    my ( $rows, $error ) = _browse_delete( $args, $rule->{or}, $rule->{and}, $rule->{not} );
     unless ( defined $rows ) {
         print STDERR __PACKAGE__ . ": deleteIfLowerThan failed: $error\n" if defined $error;
         return 0;

@@ -3,15 +3,58 @@ package Apache::Session::Browseable::Store::Patroni;
 use strict;
 use warnings;
 
-# The methods insert, update, materialize, remove, close and DESTROY are
-# XSUBs (xs/Patroni.xs), loaded with Apache::Session::Browseable::Patroni.
+# close, DESTROY and server are XSUBs (xs/Patroni.xs), and so are _write,
+# _materialize, _remove and _report, loaded with
+# Apache::Session::Browseable::Patroni.  The methods below know the session
+# object's layout (Apache::Session's: args, data, serialized) and hand
+# those XSUBs plain values.
 use Apache::Session::Browseable::Patroni ();
+use Scalar::Util ();
+
+# An error raised here while Apache::Session's DESTROY saves the session
+# (a bad option value, say) becomes Perl's "(in cleanup)" warning only
+# where the 'misc' warnings are on; Apache/Session.pm, which called the
+# XSUBs directly before these methods existed, does not turn them on.
+# Errors the store must not hide are printed by the XSUBs themselves.
+no warnings 'misc';
 
 our $VERSION = '2.000';
 
 sub new {
     my ($class) = @_;
     return bless {}, $class;
+}
+
+# Each method ($self, $session) takes the session's data hash and reports
+# a session without one (an error, or a warning when called from a
+# destructor).  They run on every tie: @_ is used as it is, and a plain
+# hash needs no call.
+sub _is_hash { ( Scalar::Util::reftype( $_[0] ) // '' ) eq 'HASH' }
+sub _no_data { _report('the session has no data: not saved'); return }
+
+sub insert {
+    my $d = $_[1]{data};
+    ref $d eq 'HASH' or _is_hash($d) or return _no_data();
+    _write( $_[0], $_[1]{args}, $d->{_session_id}, $_[1]{serialized}, 0 );
+}
+
+sub update {
+    my $d = $_[1]{data};
+    ref $d eq 'HASH' or _is_hash($d) or return _no_data();
+    _write( $_[0], $_[1]{args}, $d->{_session_id}, $_[1]{serialized}, 1 );
+}
+
+sub materialize {
+    my $d = $_[1]{data};
+    ref $d eq 'HASH' or _is_hash($d) or return _no_data();
+    # undef: no id (reported); the text, a temporary, is not copied
+    $_[1]{serialized} = _materialize( $_[0], $_[1]{args}, $d->{_session_id} ) // return;
+}
+
+sub remove {
+    my $d = $_[1]{data};
+    ref $d eq 'HASH' or _is_hash($d) or return _no_data();
+    _remove( $_[0], $_[1]{args}, $d->{_session_id} );
 }
 
 1;
