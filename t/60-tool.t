@@ -149,6 +149,7 @@ is( $rc, 3, 'unknown --kind: exit 3' );
 ( $rc, $out ) = tool( '--set', 'UserName=llng' );
 is( $rc, 3, 'no DataSource: exit 3' );
 like( $out, qr/no DataSource/, 'says so' );
+like( $out, qr/^Result\s+UNKNOWN$/m, 'Result UNKNOWN' );
 ( $rc, $out ) = tool( '-f', '/nonexistent/asbp-options.json' );
 is( $rc, 3, 'unreadable options file: exit 3' );
 like( $out, qr/cannot read \/nonexistent/, 'says so' );
