@@ -239,6 +239,48 @@ close $fh;
 is( $rc, 0, 'options from a Perl hash file' ) or diag $out;
 unlink $f;
 
+# Options from LemonLDAP::NG's own configuration (--llng).
+SKIP: {
+    skip 'LemonLDAP::NG (Lemonldap::NG::Common::Conf) not installed', 15
+      unless eval { require Lemonldap::NG::Common::Conf; 1 };
+    require LLNGConf;
+    my %env = LLNGConf::write( $pg, options => { PatroniUrl => $api->url }, ptable => 'psessions' );
+    {
+        local @ENV{ keys %env } = values %env;
+        local $ENV{ASBP_PASSWORD};
+        ( $rc, $out ) = tool('--llng');
+        is( $rc, 0, '--llng: globalStorageOptions from the configuration, exit 0' ) or diag $out;
+        like( $out, qr/^LL::NG\s+globalStorageOptions from configuration 1$/m, 'says where the options came from' );
+        like( $out, qr/^DataSource\s+\Q${\ $pg->dsn }\E \(table sessions\)/m, 'the DataSource of the configuration' );
+        ( $rc, $out ) = tool( '--llng', '--storage', 'persistent' );
+        is( $rc, 2, '--llng --storage persistent: its table does not exist yet (CRITICAL)' );
+        like( $out, qr/table psessions does not exist/, 'persistentStorageOptions used' );
+        ( $rc, $out ) = tool( 'schema', '--llng', '--storage', 'persistent' );
+        is( $rc, 0, 'schema --llng --storage persistent' ) or diag $out;
+        like( $out, qr/^Table\s+psessions \(created\)/m, 'creates that table' );
+        ( $rc, $out ) = tool( '--llng', '--storage', 'persistent', '--json' );
+        $j = decode_json($out);
+        is_deeply( [ $rc, $j->{status}, $j->{schema}{table} ], [ 0, 'OK', 'psessions' ],
+            'with the indexes of its kind: OK' );
+        ( $rc, $out ) = tool( '--llng', '--storage', 'saml' );
+        is( $rc, 0, '--storage saml, not set: globalStorage, as in LL::NG' ) or diag $out;
+        like( $out, qr/^LL::NG\s+globalStorageOptions .*\(samlStorage is not set\)/m, 'says so' );
+        ( $rc, $out ) = tool( '--storage', 'saml' );
+        is( $rc, 3, '--storage without --llng: usage error, exit 3' );
+        ( $rc, $out ) = tool( '--llng', '--llng-ini', '/nonexistent/lemonldap-ng.ini' );
+        is( $rc, 3, '--llng-ini not readable: exit 3 (UNKNOWN)' );
+    }
+    %env = LLNGConf::write( $pg, extra => { samlStorage => 'Apache::Session::File', samlStorageOptions => { Directory => '/tmp' } } );
+    {
+        local @ENV{ keys %env } = values %env;
+        ( $rc, $out ) = tool( '--llng', '--storage', 'saml' );
+        is( $rc, 3, 'a storage of another class: exit 3 (UNKNOWN)' );
+        like( $out, qr/samlStorage is Apache::Session::File, not Apache::Session::Browseable::Patroni/, 'says so' );
+        ( $rc, $out ) = tool( '--llng', '--llng-ini', $env{LLNG_DEFAULTCONFFILE} );
+        is( $rc, 1, '--llng-ini FILE (no PatroniUrl in this configuration: WARNING)' ) or diag $out;
+    }
+}
+
 # The status class method: this process's view.
 my %args = ( DataSource => $pg->dsn, UserName => 'llng', Password => $PW, PatroniUrl => $api->url );
 tie my %s, 'Apache::Session::Browseable::Patroni', undef, {%args};
