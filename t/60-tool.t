@@ -33,11 +33,21 @@ sub tool_stdout {
     return ( $? >> 8, $out );
 }
 
+# Every --json answer decoded here is checked, at the end, against the
+# JSON schema in the tool's POD.
+my @answers;
+sub report_json {
+    my ( $text, $what ) = @_;
+    my $r = eval { decode_json($text) };
+    push @answers, [ $what, $r ] if ref $r eq 'HASH';
+    return $r || {};
+}
+
 # Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
 my ( $rc, $out ) = tool( @base, '--json' );
 is( $rc, 2, 'no table yet: status exits 2 (CRITICAL)' );
-my $j = decode_json($out);
+my $j = report_json( $out, 'no table' );
 is( $j->{status}, 'CRITICAL', 'JSON: status CRITICAL' );
 is( $j->{exit}, 2, 'JSON: exit 2' );
 like( join( ' ', @{ $j->{problems} } ), qr/does not exist/, 'the missing table is the problem' );
@@ -55,7 +65,7 @@ cmp_ok( $nidx, '>=', 9, "$nidx indexes (primary key + 8 recommended)" );
 
 ( $rc, $out ) = tool( @base, '--json' );
 is( $rc, 0, 'status: exit 0 when all is well' ) or diag $out;
-$j = decode_json($out);
+$j = report_json( $out, 'all well' );
 ok( $j->{ok}, 'JSON: ok' );
 is( $j->{status}, 'OK', 'JSON: status OK' );
 is_deeply( [ @{ $j->{problems} }, @{ $j->{warnings} } ], [], 'no problem, no warning' );
@@ -78,7 +88,7 @@ $api->set_answer( '', 503 );
 ( $rc, $out ) = tool( @base, '--json' );
 is( $rc, 1, 'API down, the database fine: exit 1 (WARNING)' );
 like( $out, qr/Patroni API unavailable/, 'says so' );
-$j = decode_json($out);
+$j = report_json( $out, 'API down' );
 is( $j->{status}, 'WARNING', 'JSON: status WARNING' );
 ok( $j->{check}{ok}, 'the check still passed' );
 $api->set_answer( encode_json( { members => [ { %$leader, role => 'replica' } ] } ) );
@@ -106,8 +116,10 @@ $pg->psql(qq{DROP INDEX "$ix"});
 is( $rc, 1, 'a recommended index missing: exit 1 (WARNING)' );
 like( $out, qr/^Warning\s+1 of the \d+ recommended indexes \(global\) are missing: \Q$ix\E$/m, 'says which' );
 like( $out, qr/^Result\s+WARNING$/m, 'Result WARNING' );
-( $rc, $out ) = tool( 'schema', @base );
+( $rc, $out ) = tool( 'schema', @base, '--json' );
 is( $rc, 0, 'schema puts it back' );
+$j = report_json( $out, 'schema' );
+is( scalar( grep { $_->{done} } @{ $j->{schema}{items} } ), 1, 'schema --json: one statement run' );
 my @two = ( @base[ 0 .. 3 ], '--set', 'PatroniUrl=' . $api->url . ',' . FakePatroni->refused_url );
 ( $rc, $out ) = tool(@two);
 is( $rc, 1, 'one of two API endpoints refusing: exit 1 (WARNING)' );
@@ -130,7 +142,7 @@ like( $out, qr/^Problem\s+database not reached/m, 'says the database was not rea
 unlike( $out, qr/^Result\s+OK/m, 'not "Result OK"' );
 like( $out, qr/^Result\s+CRITICAL$/m, 'Result CRITICAL' );
 ( $rc, $out ) = tool( @dead, '--no-check', '--json' );
-$j = decode_json($out);
+$j = report_json( $out, 'dead, --no-check' );
 is_deeply( [ $rc, $j->{status}, $j->{ok} ? 1 : 0 ], [ 2, 'CRITICAL', 0 ], '--no-check, dead, JSON: CRITICAL, not ok' );
 ( $rc, $out ) = tool(@dead);
 is( $rc, 2, 'database dead, with the check: exit 2 (CRITICAL)' );
@@ -155,7 +167,7 @@ is( $rc, 3, 'unreadable options file: exit 3' );
 like( $out, qr/cannot read \/nonexistent/, 'says so' );
 ( $rc, $out ) = tool_stdout( '-f', '/nonexistent/asbp-options.json', '--json' );
 is( $rc, 3, 'unreadable options file, --json: exit 3' );
-$j = eval { decode_json($out) } || {};
+$j = report_json( $out, 'UNKNOWN' );
 is( $j->{status}, 'UNKNOWN', 'JSON on STDOUT: status UNKNOWN' );
 like( $j->{error} // '', qr/cannot read/, 'JSON: the reason' );
 ( $rc, $out ) = tool( @base, '--set', 'PatroniTimeout=soon' );
@@ -259,7 +271,7 @@ SKIP: {
         is( $rc, 0, 'schema --llng --storage persistent' ) or diag $out;
         like( $out, qr/^Table\s+psessions \(created\)/m, 'creates that table' );
         ( $rc, $out ) = tool( '--llng', '--storage', 'persistent', '--json' );
-        $j = decode_json($out);
+        $j = report_json( $out, '--llng' );
         is_deeply( [ $rc, $j->{status}, $j->{schema}{table} ], [ 0, 'OK', 'psessions' ],
             'with the indexes of its kind: OK' );
         ( $rc, $out ) = tool( '--llng', '--storage', 'saml' );
@@ -304,5 +316,58 @@ is( $st->{leader}, '127.0.0.1:' . $pg->port, 'status: the leader found' );
 ok( $st->{leader_cached}, 'status: cached' );
 cmp_ok( $st->{leader_age}, '<', 5, 'status: cache age in seconds' );
 is_deeply( $st->{members_last_seen}, [ '127.0.0.1:' . $pg->port ], 'status: members last seen (the API lists one now)' );
+
+# The JSON schema in the POD, and the answers above checked against it (a
+# small checker: type, enum, required, properties, items).
+{
+    open my $fh, '<', 'bin/asbp-patroni' or die;
+    my $pod = do { local $/; <$fh> };
+    my ($block) = $pod =~ /^=head2 JSON schema\n.*?\n((?:  [^\n]*\n|\n)+?)(?=\S)/ms;
+    my $schema = eval { decode_json( ( $block // '' ) =~ s/^  //mgr ) };
+    ok( ref $schema eq 'HASH', 'the POD has a JSON schema that parses' ) or diag $@;
+    cmp_ok( scalar @answers, '>=', 7, scalar(@answers) . ' answers to check' );
+    for (@answers) {
+        my ( $what, $r ) = @$_;
+        my @err = check_schema( $schema || {}, $r, '' );
+        ok( !@err, "JSON answer ($what) follows the schema" ) or diag join "\n", @err;
+    }
+}
+
+sub json_type {
+    my ($v) = @_;
+    return 'null' unless defined $v;
+    return 'boolean' if JSON::PP::is_bool($v);
+    return lc ref $v eq 'hash' ? 'object' : 'array' if ref $v;
+    require B;
+    # A number that was printed also has a string form: numbers first (no
+    # string decoded from JSON is ever used as a number here).
+    my $f = B::svref_2object( \$v )->FLAGS;
+    return 'integer' if $f & B::SVp_IOK();
+    return ( $v == int $v ? 'integer' : 'number' ) if $f & B::SVp_NOK();
+    return 'string';
+}
+
+sub check_schema {
+    my ( $s, $v, $path ) = @_;
+    my @err;
+    my $t = json_type($v);
+    if ( my $want = $s->{type} ) {
+        my @w = ref $want ? @$want : ($want);
+        return "$path: $t, not @w" unless grep { $_ eq $t || ( $_ eq 'number' && $t eq 'integer' ) } @w;
+    }
+    if ( my $e = $s->{enum} ) {
+        return "$path: '" . ( $v // 'null' ) . "' not in the enum"
+          unless grep { defined $v && !ref $v && json_type($_) eq ( $t eq 'integer' ? 'integer' : 'string' ) && $_ eq $v } @$e;
+    }
+    if ( $t eq 'object' ) {
+        push @err, map { "$path: no $_" } grep { !exists $v->{$_} } @{ $s->{required} || [] };
+        my $p = $s->{properties} || {};
+        push @err, check_schema( $p->{$_}, $v->{$_}, "$path/$_" ) for grep { exists $v->{$_} } sort keys %$p;
+    }
+    if ( $t eq 'array' && $s->{items} ) {
+        push @err, check_schema( $s->{items}, $v->[$_], "$path/$_" ) for 0 .. $#$v;
+    }
+    return @err;
+}
 
 done_testing;
