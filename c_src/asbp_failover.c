@@ -3,6 +3,7 @@
  * discovery (respecting the circuit breaker), else the cached leader, else
  * the members last seen (DESIGN.md section 4).
  */
+#include "asbp_source.h"
 #include "asbp_source_int.h"
 #include "asbp_discovery.h"
 
@@ -83,7 +84,7 @@ static void discovery_cfg(const asbp_source *s, asbp_discovery_cfg *cfg)
     cfg->key_file = s->key_file;
 }
 
-asbp_code asbp_source_discover_now(asbp_source *s, asbp_discovery_result *res,
+asbp_code asbp_source_discover_now(const asbp_source *s, asbp_discovery_result *res,
                                    asbp_err *err)
 {
     asbp_discovery_cfg cfg;

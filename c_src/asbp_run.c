@@ -4,6 +4,7 @@
  * the members for a promotion while the cluster has none; on a
  * retry-class error try again on the same node, a few times.
  */
+#include "asbp_source.h"
 #include "asbp_source_int.h"
 
 #include <errno.h>

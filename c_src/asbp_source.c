@@ -4,6 +4,7 @@
  * release).  The DataSource keywords are checked against libpq's list
  * (PQconndefaults) here.
  */
+#include "asbp_source.h"
 #include "asbp_source_int.h"
 #include "asbp_buf.h"
 

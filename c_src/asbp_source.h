@@ -72,8 +72,8 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
  * caller clears res with asbp_discovery_result_clear.
  */
 struct asbp_discovery_result;
-asbp_code asbp_source_discover_now(asbp_source *s, struct asbp_discovery_result *res,
-                                   asbp_err *err);
+asbp_code asbp_source_discover_now(const asbp_source *s,
+                                   struct asbp_discovery_result *res, asbp_err *err);
 /* The Patroni settings, for the tool's report. */
 size_t asbp_source_url_count(const asbp_source *s);
 const char *asbp_source_url(const asbp_source *s, size_t i);   /* as configured */

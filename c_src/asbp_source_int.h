@@ -2,13 +2,21 @@
  * The inside of a source, shared by the modules of the failover engine
  * (asbp_source.c: options and connections; asbp_failover.c: finding the
  * leader; asbp_run.c: the retry loop).  Nothing else includes this.
+ * It does not include asbp_source.h (the public side), so the include
+ * graph stays a tree: the modules include both.
  */
 #ifndef ASBP_SOURCE_INT_H
 #define ASBP_SOURCE_INT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asbp_cluster.h"
+#include "asbp_conn.h"
+#include "asbp_ctx.h"
 #include "asbp_dsn.h"
 #include "asbp_route.h"
-#include "asbp_source.h"
+#include "asbp_table.h"
 #include "asbp_watch.h"
 
 struct asbp_source {
@@ -32,9 +40,9 @@ struct asbp_source {
 
 /* The current route: the cached leader (when Patroni is used and it is
  * fresh) and the members when the failover asked for them. */
-void asbp_source_route(const asbp_source *s, asbp_route *r);
+void asbp_source_route(const struct asbp_source *s, asbp_route *r);
 /* Makes c a connection of the current route (pooled under its key):
  * 0, or -1 out of memory (c unchanged). */
-int asbp_source_adopt(const asbp_source *s, asbp_conn *c);
+int asbp_source_adopt(const struct asbp_source *s, asbp_conn *c);
 
 #endif
