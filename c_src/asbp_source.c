@@ -265,7 +265,10 @@ int64_t asbp_source_failover_timeout(const asbp_source *s) { return s->failover_
 int64_t asbp_source_query_timeout(const asbp_source *s) { return s->query_ms; }
 int64_t asbp_source_connect_timeout(const asbp_source *s) { return s->connect_ms; }
 size_t asbp_source_url_count(const asbp_source *s) { return s->nurls; }
-const char *asbp_source_url(const asbp_source *s, size_t i) { return i < s->nurls ? s->urls[i] : NULL; }
+const char *asbp_source_url(const asbp_source *s, size_t i)
+{
+    return i < s->nurls ? s->urls[i] : NULL;
+}
 int64_t asbp_source_cache_ttl(const asbp_source *s) { return s->p_ttl_ms; }
 int64_t asbp_source_breaker_delay(const asbp_source *s) { return s->p_breaker_ms; }
 
