@@ -23,8 +23,7 @@
 #include "asbp_ctx.h"
 #include "asbp_err.h"
 #include "asbp_options.h"
-#include "asbp_table.h"
-
+#include "asbp_table.h"   /* asbp_table_quote, asbp_sql_id */
 
 typedef struct asbp_source asbp_source;
 
