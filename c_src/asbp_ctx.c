@@ -1,10 +1,15 @@
 #include "asbp_ctx.h"
 #include "asbp_pid.h"
-#include "asbp_source.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+typedef struct kept {
+    const char *key;            /* borrowed from obj */
+    void *obj;                  /* owned: freed with free_fn */
+    asbp_ctx_free_fn free_fn;
+} kept;
 
 struct asbp_ctx {
     asbp_clock clock;
@@ -13,8 +18,8 @@ struct asbp_ctx {
     pid_t pid;                  /* process the pool's connections belong to */
     asbp_cluster **clusters;    /* owned */
     size_t nclusters;
-    asbp_source **sources;      /* owned */
-    size_t nsources;
+    kept *kept;                 /* owned: the sources */
+    size_t nkept;
     unsigned refs;
 #ifdef ASBP_TEST_HOOKS
     int commit_lost;            /* fault injection, test builds only */
@@ -58,9 +63,9 @@ void asbp_ctx_free(asbp_ctx *ctx)
     if (!ctx)
         return;
     asbp_pool_free(ctx->pool);
-    for (i = 0; i < ctx->nsources; i++)
-        asbp_source_free(ctx->sources[i]);
-    free(ctx->sources);
+    for (i = 0; i < ctx->nkept; i++)
+        ctx->kept[i].free_fn(ctx->kept[i].obj);
+    free(ctx->kept);
     for (i = 0; i < ctx->nclusters; i++)
         asbp_cluster_free(ctx->clusters[i]);
     free(ctx->clusters);
@@ -70,7 +75,7 @@ void asbp_ctx_free(asbp_ctx *ctx)
 asbp_clock *asbp_ctx_clock(asbp_ctx *ctx) { return &ctx->clock; }
 asbp_logger *asbp_ctx_logger(asbp_ctx *ctx) { return &ctx->logger; }
 asbp_pool *asbp_ctx_pool(asbp_ctx *ctx) { return ctx->pool; }
-int64_t asbp_ctx_now(asbp_ctx *ctx) { return asbp_clock_now_ms(&ctx->clock); }
+int64_t asbp_ctx_now(const asbp_ctx *ctx) { return asbp_clock_now_ms(&ctx->clock); }
 
 #ifdef ASBP_TEST_HOOKS
 void asbp_ctx_inject_commit_lost(asbp_ctx *ctx, int n) { ctx->commit_lost = n; }
@@ -123,28 +128,24 @@ asbp_cluster *asbp_ctx_cluster_at(asbp_ctx *ctx, size_t i)
     return i < ctx->nclusters ? ctx->clusters[i] : NULL;
 }
 
-struct asbp_source *asbp_ctx_find_source(asbp_ctx *ctx, const char *key)
+void *asbp_ctx_find_kept(const asbp_ctx *ctx, const char *key)
 {
     size_t i;
-    for (i = 0; i < ctx->nsources; i++)
-        if (strcmp(asbp_source_key(ctx->sources[i]), key) == 0)
-            return ctx->sources[i];
+    for (i = 0; i < ctx->nkept; i++)
+        if (strcmp(ctx->kept[i].key, key) == 0)
+            return ctx->kept[i].obj;
     return NULL;
 }
 
-int asbp_ctx_add_source(asbp_ctx *ctx, struct asbp_source *src)
+int asbp_ctx_keep(asbp_ctx *ctx, const char *key, void *obj, asbp_ctx_free_fn free_fn)
 {
-    asbp_source **n = realloc(ctx->sources, (ctx->nsources + 1) * sizeof *n);
+    kept *n = realloc(ctx->kept, (ctx->nkept + 1) * sizeof *n);
     if (!n)
         return -1;
-    ctx->sources = n;
-    ctx->sources[ctx->nsources++] = src;
+    ctx->kept = n;
+    ctx->kept[ctx->nkept].key = key;
+    ctx->kept[ctx->nkept].obj = obj;
+    ctx->kept[ctx->nkept].free_fn = free_fn;
+    ctx->nkept++;
     return 0;
-}
-
-size_t asbp_ctx_source_count(const asbp_ctx *ctx) { return ctx->nsources; }
-
-struct asbp_source *asbp_ctx_source_at(asbp_ctx *ctx, size_t i)
-{
-    return i < ctx->nsources ? ctx->sources[i] : NULL;
 }

@@ -1,7 +1,8 @@
 /*
  * asbp_ctx: everything one process (one Perl interpreter) keeps between
  * calls: the clock, the logger, the connection pool, the per-DataSource
- * cluster states and the resolved option sets ("sources").
+ * cluster states, and the objects kept under a key for the life of the
+ * context (the resolved option sets, "sources", of asbp_source_get).
  *
  * This is the only long-lived state of the core, and it is explicit: the
  * XS layer creates one context per interpreter and passes it to every call.
@@ -31,7 +32,7 @@ void asbp_ctx_free(asbp_ctx *ctx);    /* frees now, whatever the count */
 asbp_clock *asbp_ctx_clock(asbp_ctx *ctx);
 asbp_logger *asbp_ctx_logger(asbp_ctx *ctx);
 asbp_pool *asbp_ctx_pool(asbp_ctx *ctx);
-int64_t asbp_ctx_now(asbp_ctx *ctx);
+int64_t asbp_ctx_now(const asbp_ctx *ctx);
 
 #ifdef ASBP_TEST_HOOKS
 /*
@@ -52,11 +53,15 @@ asbp_cluster *asbp_ctx_cluster(asbp_ctx *ctx, const char *datasource);
 size_t asbp_ctx_cluster_count(const asbp_ctx *ctx);
 asbp_cluster *asbp_ctx_cluster_at(asbp_ctx *ctx, size_t i);
 
-/* Sources are stored here by asbp_source_get (opaque to the context). */
-struct asbp_source;
-struct asbp_source *asbp_ctx_find_source(asbp_ctx *ctx, const char *key);
-int asbp_ctx_add_source(asbp_ctx *ctx, struct asbp_source *src);
-size_t asbp_ctx_source_count(const asbp_ctx *ctx);
-struct asbp_source *asbp_ctx_source_at(asbp_ctx *ctx, size_t i);
+/*
+ * Objects kept for the life of the context under a key (asbp_source_get
+ * keeps its sources here; they are opaque to the context).  The context
+ * owns obj from asbp_ctx_keep on and calls free_fn(obj) when it is freed;
+ * key is borrowed and must live as long as obj (typically obj's own copy).
+ */
+typedef void (*asbp_ctx_free_fn)(void *obj);
+void *asbp_ctx_find_kept(const asbp_ctx *ctx, const char *key);   /* NULL: none */
+int asbp_ctx_keep(asbp_ctx *ctx, const char *key, void *obj,
+                  asbp_ctx_free_fn free_fn);                       /* 0, or -1 out of memory */
 
 #endif

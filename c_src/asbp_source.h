@@ -4,8 +4,13 @@
  * writable node for it, failing over when the node is wrong or gone
  * (DESIGN.md sections 3 to 5).
  *
- * Sources live in the context (asbp_source_get finds or creates one) and
- * are freed with it.
+ * Sources live in the context (asbp_source_get finds or creates one and
+ * keeps it there with asbp_ctx_keep) and are freed with it.
+ *
+ * The engine is split by concern: asbp_table (table name and the store's
+ * statements), asbp_route (connection target and pool key), asbp_watch
+ * (promotion watches), asbp_source.c (options, source key, connections),
+ * asbp_failover.c (finding the leader), asbp_run.c (the retry loop).
  */
 #ifndef ASBP_SOURCE_H
 #define ASBP_SOURCE_H
@@ -18,45 +23,32 @@
 #include "asbp_ctx.h"
 #include "asbp_err.h"
 #include "asbp_options.h"
-
+#include "asbp_table.h"   /* asbp_table_quote, asbp_sql_id */
 
 typedef struct asbp_source asbp_source;
 
 /* Finds the source for these options in ctx, or creates it. */
 asbp_code asbp_source_get(asbp_ctx *ctx, const asbp_options *o,
                           asbp_source **out, asbp_err *err);
-void asbp_source_free(asbp_source *s);   /* used by the context */
+void asbp_source_free(asbp_source *s);   /* the context's free callback */
 
 const char *asbp_source_key(const asbp_source *s);
 /* DataSource as shown in messages (password masked). */
 const char *asbp_source_display(const asbp_source *s);
 /* Table name quoted for SQL ("public"."sessions"). */
 const char *asbp_source_table_sql(const asbp_source *s);
-/* The store's statements for this table. */
-typedef enum asbp_sql_id {
-    ASBP_SQL_SELECT = 0,   /* $1 id -> a_session, FOR UPDATE */
-    ASBP_SQL_INSERT,       /* $1 id, $2 a_session */
-    ASBP_SQL_UPDATE,       /* $1 id, $2 a_session */
-    ASBP_SQL_DELETE,       /* $1 id */
-    ASBP_SQL_CHECK,        /* $1 id, $2 a_session -> a_session = $2, FOR UPDATE */
-    ASBP_SQL_COUNT
-} asbp_sql_id;
+/* The store's statements for this table (asbp_sql_id: asbp_table.h). */
 const char *asbp_source_sql(const asbp_source *s, asbp_sql_id id);
 /* Table name as the user gave it. */
 const char *asbp_source_table(const asbp_source *s);
-asbp_ctx *asbp_source_ctx(asbp_source *s);
-asbp_cluster *asbp_source_cluster(asbp_source *s);
+/* The context and the cluster state the source uses (both borrowed from
+ * the context, not part of the source: hence mutable). */
+asbp_ctx *asbp_source_ctx(const asbp_source *s);
+asbp_cluster *asbp_source_cluster(const asbp_source *s);
 int asbp_source_has_patroni(const asbp_source *s);
 int64_t asbp_source_failover_timeout(const asbp_source *s);
 int64_t asbp_source_query_timeout(const asbp_source *s);
 int64_t asbp_source_connect_timeout(const asbp_source *s);
-
-/*
- * Checks a table name: an identifier, optionally schema-qualified; plain
- * parts are folded to lower case (their meaning in unquoted SQL), parts in
- * double quotes are kept as they are.  Writes the quoted SQL form.
- */
-asbp_code asbp_table_quote(const char *table, char *out, size_t n, asbp_err *err);
 
 /* A connection to the current target: from the pool, else a new one. */
 asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
@@ -79,8 +71,8 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
  * caller clears res with asbp_discovery_result_clear.
  */
 struct asbp_discovery_result;
-asbp_code asbp_source_discover_now(asbp_source *s, struct asbp_discovery_result *res,
-                                   asbp_err *err);
+asbp_code asbp_source_discover_now(const asbp_source *s,
+                                   struct asbp_discovery_result *res, asbp_err *err);
 /* The Patroni settings, for the tool's report. */
 size_t asbp_source_url_count(const asbp_source *s);
 const char *asbp_source_url(const asbp_source *s, size_t i);   /* as configured */

@@ -1,0 +1,182 @@
+/*
+ * Finding the writable node after a failover-class error: Patroni
+ * discovery (respecting the circuit breaker), else the cached leader, else
+ * the members last seen (DESIGN.md section 4).
+ */
+#include "asbp_source.h"
+#include "asbp_source_int.h"
+#include "asbp_discovery.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void members_text(const asbp_cluster *c, char *buf, size_t n)
+{
+    size_t i, off = 0;
+    buf[0] = '\0';
+    for (i = 0; i < asbp_cluster_member_count(c) && off < n; i++) {
+        int w = snprintf(buf + off, n - off, "%s%s:%d", i ? ", " : "",
+                         asbp_cluster_member_host(c, i), asbp_cluster_member_port(c, i));
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+static void remember_members(asbp_source *s, const asbp_topology *t, int64_t now)
+{
+    const char *hosts[64];
+    int ports[64];
+    size_t i, n = 0;
+    if (!t)
+        return;
+    for (i = 0; i < t->n && n < 64; i++) {
+        if (t->members[i].host && t->members[i].port > 0) {
+            hosts[n] = t->members[i].host;
+            ports[n] = t->members[i].port;
+            n++;
+        }
+    }
+    asbp_cluster_set_members(s->cluster, n, hosts, ports, now);
+}
+
+/* No usable answer from the API: cached leader, then the members last seen. */
+static asbp_code fall_back(asbp_source *s, const char *why, int64_t now)
+{
+    const char *h;
+    int p;
+    int64_t age;
+    char members[512];
+    const asbp_logger *lg = asbp_ctx_logger(s->ctx);
+
+    members_text(s->cluster, members, sizeof members);
+    if (asbp_cluster_leader(s->cluster, now, s->p_ttl_ms, &h, &p, &age)) {
+        asbp_log(lg, ASBP_LOG_WARN, "%s for DataSource %s, using cached leader "
+                 "%s:%d (%llds old)", why, asbp_dsn_display(s->dsn), h, p,
+                 (long long)(age / 1000));
+        s->use_members = asbp_cluster_member_count(s->cluster) > 0;
+        return ASBP_OK;
+    }
+    if (asbp_cluster_member_count(s->cluster)) {
+        asbp_log(lg, ASBP_LOG_WARN, "%s for DataSource %s and no cached leader: "
+                 "trying the members last seen (%s) for a writable one",
+                 why, asbp_dsn_display(s->dsn), members);
+        s->use_members = 1;
+        return ASBP_OK;
+    }
+    asbp_log(lg, ASBP_LOG_WARN, "%s for DataSource %s and no leader known: "
+             "trying the DataSource as configured", why, asbp_dsn_display(s->dsn));
+    s->use_members = 0;
+    return ASBP_OK;
+}
+
+static void discovery_cfg(const asbp_source *s, asbp_discovery_cfg *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->urls = (const char *const *)s->urls;
+    cfg->n_urls = s->nurls;
+    cfg->timeout_ms = s->p_timeout_ms;
+    cfg->verify_ssl = s->verify_ssl;
+    cfg->ca_file = s->ca_file;
+    cfg->ca_path = s->ca_path;
+    cfg->cert_file = s->cert_file;
+    cfg->key_file = s->key_file;
+}
+
+asbp_code asbp_source_discover_now(const asbp_source *s, asbp_discovery_result *res,
+                                   asbp_err *err)
+{
+    asbp_discovery_cfg cfg;
+    memset(res, 0, sizeof *res);
+    if (!s->nurls)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "DataSource %s has no PatroniUrl", asbp_dsn_display(s->dsn));
+    discovery_cfg(s, &cfg);
+    return asbp_discover(&cfg, asbp_ctx_clock(s->ctx),
+                         asbp_ctx_now(s->ctx) + s->p_timeout_ms,
+                         asbp_ctx_logger(s->ctx), res, err);
+}
+
+/* The API named a leader: it is the target now. */
+static asbp_code found_leader(asbp_source *s, const asbp_discovery_result *res,
+                              int64_t now, asbp_err *err)
+{
+    remember_members(s, res->topology, now);
+    if (asbp_cluster_set_leader(s->cluster, res->leader_host, res->leader_port, now) < 0)
+        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    s->use_members = 0;
+    ASBP_TRACE(asbp_ctx_logger(s->ctx), "pid %ld: leader of DataSource %s is %s:%d (from %s)",
+               (long)getpid(), asbp_dsn_display(s->dsn), res->leader_host,
+               res->leader_port, res->endpoint);
+    return ASBP_OK;
+}
+
+/* The API works; the cluster has no usable leader right now.  Not a
+ * failing API: the breaker stays closed so we can follow it. */
+static asbp_code no_leader_yet(asbp_source *s, const asbp_discovery_result *res,
+                               int64_t now, asbp_err *err)
+{
+    asbp_cluster_count(s->cluster, ASBP_COUNT_TRANSITIONS);
+    remember_members(s, res->topology, now);
+    asbp_cluster_forget_leader(s->cluster);
+    s->use_members = 0;
+    return asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_FAILOVER,
+                        "DataSource %s: %s", asbp_dsn_display(s->dsn),
+                        res->outcome == ASBP_DISC_SPLIT
+                            ? "Patroni endpoints name different leaders (Multiple leaders detected); refusing to write"
+                            : "No leader found: the cluster has no writable leader yet");
+}
+
+/* What the answer of the API means for the next attempt. */
+static asbp_code apply_answer(asbp_source *s, const asbp_discovery_result *res,
+                              int64_t now, asbp_err *err)
+{
+    switch (res->outcome) {
+    case ASBP_DISC_LEADER:
+        return found_leader(s, res, now, err);
+    case ASBP_DISC_TRANSITION:
+    case ASBP_DISC_SPLIT:
+        return no_leader_yet(s, res, now, err);
+    case ASBP_DISC_FAILED:
+    default:
+        asbp_cluster_count(s->cluster, ASBP_COUNT_API_FAILURES);
+        asbp_cluster_trip(s->cluster, now);
+        return fall_back(s, "Patroni API unavailable", now);
+    }
+}
+
+asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *err)
+{
+    int64_t now = asbp_ctx_now(s->ctx), left, dl;
+    asbp_discovery_cfg cfg;
+    asbp_discovery_result res;
+    asbp_err derr;
+    asbp_code rc;
+
+    if (!s->nurls)
+        return ASBP_OK;   /* nothing to discover: reconnect as configured */
+    if (asbp_cluster_breaker_open(s->cluster, now, s->p_breaker_ms, &left)) {
+        char why[128];
+        asbp_cluster_count(s->cluster, ASBP_COUNT_BREAKER_SKIPS);
+        snprintf(why, sizeof why, "Circuit breaker active (Patroni API not asked "
+                 "for %llds more)", (long long)((left + 999) / 1000));
+        return fall_back(s, why, now);
+    }
+    discovery_cfg(s, &cfg);
+    dl = now + s->p_timeout_ms;
+    if (deadline_ms > 0 && deadline_ms < dl)
+        dl = deadline_ms;
+    memset(&res, 0, sizeof res);
+    asbp_err_clear(&derr);
+    asbp_cluster_count(s->cluster, ASBP_COUNT_DISCOVERIES);
+    rc = asbp_discover(&cfg, asbp_ctx_clock(s->ctx), dl, asbp_ctx_logger(s->ctx), &res, &derr);
+    if (rc != ASBP_OK) {
+        *err = derr;
+        asbp_err_prefix(err, "DataSource %s: Patroni discovery", asbp_dsn_display(s->dsn));
+    } else {
+        rc = apply_answer(s, &res, asbp_ctx_now(s->ctx), err);
+    }
+    asbp_discovery_result_clear(&res);
+    return rc;
+}
