@@ -15,6 +15,11 @@ my $C    = 'Apache::Session::Browseable::Patroni';
 sub create { my ($v) = @_; tie my %s, $C, undef, $args; $s{v} = $v; my $id = $s{_session_id}; untie %s; $id }
 sub read1  { my ($id) = @_; tie( my %s, $C, $id, $args ); my $v = $s{v}; untie %s; $v }
 
+# Any warning (a failed save at untie is only an "(in cleanup)" warning) is
+# a failure, in the parent and in the children (they report theirs).
+my @warnings;
+$SIG{__WARN__} = sub { push @warnings, $_[0] };
+
 
 my $pid0 = create("parent-0");
 is( read1($pid0), 'parent-0', 'parent works before forking' );
@@ -41,6 +46,7 @@ for my $k ( 1 .. 4 ) {
             1;
         };
         push @res, "died: $@" unless $ok;
+        push @res, map { "bad: warning: $_" } @warnings;
         print $w join( "\n", @res ), "\n";
         close $w;
         POSIX::_exit(0);    # no END blocks, no DESTROY: like a crashing worker
@@ -60,6 +66,7 @@ for (@kids) {
 }
 is( scalar( grep { $_ eq 'ok' } @lines ), 4 * 26, 'every child read back exactly what it wrote' )
   or diag join "\n", grep { $_ ne 'ok' } @lines;
+is_deeply( [ grep { $_ ne 'ok' } @lines ], [], 'no child reported a problem (a wrong read, an inherited connection, a warning)' );
 
 # the parent's pooled connection survived the children (none of them sent
 # anything on it, none closed it)
@@ -126,4 +133,5 @@ is( $pg->psql("SELECT count(*) FROM sessions WHERE a_session->>'v' LIKE 'child-%
     is( $stderr, '', 'the module logged nothing in the parent' );
 }
 
+is_deeply( \@warnings, [], 'no warning in the parent' );
 done_testing;
