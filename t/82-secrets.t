@@ -332,7 +332,9 @@ CHILD
     }
     # the trace did print what could carry a secret
     like( $out, qr/trace: pid \d+: PQconnectStartParams DataSource dbi:Pg:/, 'the trace printed connection labels' );
-    like( $out, qr/trace: pid \d+: discovery: GET https?:\/\//,     '... Patroni URLs' );
+    like( $out, qr/trace: pid \d+: PQconnectStartParams DataSource [^\n]*;password=\*\*\*/,
+        '... among them DataSources with a password (masked)' );
+    like( $out, qr/trace: pid \d+: discovery: GET https?:\/\/\Q$API_USER\E:\*\*\*\@/, '... Patroni URLs with credentials (masked)' );
     like( $out, qr/trace: pid \d+: discovery: \S+ finished: curl \d+, HTTP 500/, '... the failing API\'s answer' );
     like( $out, qr/trace: pid \d+: pipeline of \d+ to \S+: (BEGIN|SELECT|INSERT|UPDATE|DELETE)/, '... tie SQL' );
     like( $out, qr/trace: pid \d+: browse on \S+: SELECT /,            '... browse SQL' );
