@@ -5,7 +5,8 @@
 # STDERR at the file-descriptor level (the module logs there; libpq or
 # libcurl could too).  No secret may appear in it: not as given, not
 # URL-encoded or decoded, not any 6 characters of it, not in an HTTP
-# Basic authorization value.
+# Basic authorization value.  The same with ASBP_TRACE=1 (connection
+# labels, Patroni URLs and SQL in the trace), in a child perl.
 use strict;
 use warnings;
 use Test::More;
@@ -226,7 +227,7 @@ sub api_scenario {
 # ---- TLS -----------------------------------------------------------------
 SKIP: {
     my $pki = eval { FakePatroni::pki() };
-    skip "no openssl to make test certificates: $@", 8 unless $pki;
+    skip "no openssl to make test certificates: $@", 16 unless $pki;    # 8 scenarios, 2 tests each
     my $tls = FakePatroni->new( body => cluster_json( leader => 1 ),
         tls => { cert => $pki->{server_crt}, key => $pki->{server_key} } );
     api_scenario( 'TLS: unknown CA', qr/Patroni API unavailable|certificate|SSL/i, api_url( $tls, tls => 1 ) );
@@ -252,14 +253,95 @@ SKIP: {
         api_url( FakePatroni->new( body => cluster_json( leader => 1 ) ), tls => 1 ) );
 }
 
-# ---- class methods (when merged) -------------------------------------------
-SKIP: {
-    skip 'searchOn not merged yet', 4 unless $C->can('searchOn');
-    scenario( 'searchOn: wrong password', qr/password authentication failed/,
-        sub { my $r = $C->searchOn( { %base, Password => $PW . 'x' }, 'uid', 'x' );
-              die "searchOn: no error\n" if $r && %$r } );
-    api_scenario( 'searchOn through a failing API', qr/Patroni API unavailable|Bad response/,
-        api_url( FakePatroni->new( status => 500, body => '' ) ) );
+# ---- class methods ----------------------------------------------------------
+scenario( 'searchOn: wrong password', qr/password authentication failed/,
+    sub { my $r = $C->searchOn( { %base, Password => $PW . 'x' }, 'uid', 'x' );
+          die "searchOn: no error\n" if $r && %$r } );
+{
+    # searchOn itself, not a tie: the DataSource is dead, the API answers 500.
+    my $s500 = FakePatroni->new( status => 500, body => "error for $API_USER" );
+    my $dsx  = "$dead_ds;password=$DSN_PW;application_name=s" . ++$app;
+    # It dies with the connection error and logs the API failure (with the
+    # URL masked) on STDERR.
+    my $masked = "http://$API_USER:***\@127.0.0.1:" . $s500->port . '/cluster';
+    my $died   = qr/\AApache::Session::Browseable::Patroni: no writable leader within FailoverTimeout .*cannot connect to DataSource.*\n/;
+    my $logged = qr/.*\Q] warning: Bad response from $masked: HTTP 500\E\n.*Patroni API unavailable for DataSource/s;
+    scenario( 'searchOn through a failing API', qr/$died$logged/,
+        sub { $C->searchOn( { %api_args, DataSource => $dsx, PatroniUrl => api_url($s500) }, 'uid', 'x' );
+              die "searchOn: no error\n" } );
+}
+
+# ---- with ASBP_TRACE=1 ------------------------------------------------------
+# The trace prints connection labels, URLs and SQL.  It is read once, when
+# the module is loaded, so the cases run in a child perl with ASBP_TRACE=1
+# in its environment; everything it prints (STDOUT and STDERR) is checked.
+{
+    my $good  = FakePatroni->new( body => cluster_json( leader => 1 ) );
+    my $bad   = FakePatroni->new( status => 500, body => "error for $API_USER" );
+    my %viaapi = ( %api_args, Password => $PW );
+    my @cases = (
+        [ 'direct tie', 'tie', { %base }, 'ok' ],
+        [ 'wrong DataSource password', 'tie', { %base, Password => undef, DataSource => "$ds;password=$DSN_PW" },
+          'password authentication failed' ],
+        [ 'wrong quoted DataSource password', 'tie', { %base, Password => undef, DataSource => "$ds;password='$DSN_PWQ'" },
+          'password authentication failed' ],
+        [ 'tie through the API', 'tie', { %viaapi, DataSource => "$dead_ds;application_name=t1", PatroniUrl => api_url($good) },
+          'ok' ],
+        [ 'searchOn through the API', 'searchOn',
+          { %viaapi, DataSource => "$dead_ds;application_name=t2", PatroniUrl => api_url($good) }, 'ok' ],
+        [ 'searchOn through a failing API', 'searchOn',
+          { %viaapi, DataSource => "$dead_ds;password=$DSN_PW;application_name=t3", PatroniUrl => api_url($bad) },
+          'no writable leader within FailoverTimeout' ],
+        [ 'purge', 'purge', { %base }, 'ok' ],
+    );
+    my $script = "/tmp/asbp-secrets-trace-$$.pl";
+    open my $fh, '>', $script or die "$script: $!";
+    print $fh <<'CHILD';
+use strict; use warnings; use JSON::PP (); use Apache::Session::Browseable::Patroni;
+my $C = 'Apache::Session::Browseable::Patroni';
+$SIG{__WARN__} = sub { print STDERR "WARN: $_[0]" };
+for my $case ( @{ JSON::PP::decode_json( $ENV{ASBP_T_CASES} ) } ) {
+    my ( $name, $what, $args ) = @$case;
+    my $ok = eval {
+        if ( $what eq 'tie' ) {
+            tie my %s, $C, undef, $args; $s{x} = 1; my $id = $s{_session_id}; untie %s;
+            tie %s, $C, $id, $args; tied(%s)->delete; untie %s;
+        }
+        elsif ( $what eq 'searchOn' ) { $C->searchOn( $args, 'uid', 'nobody' ) }
+        else { $C->deleteIfLowerThan( $args, { or => { _utime => 1 } } ) or die "deleteIfLowerThan failed\n" }
+        1;
+    };
+    print STDERR "case $name: ", ( $ok ? "ok\n" : "error: $@" );
+}
+CHILD
+    close $fh;
+    my $out = do {
+        local $ENV{ASBP_TRACE}   = 1;
+        local $ENV{ASBP_T_CASES} = JSON::PP::encode_json( \@cases );
+        `$^X -Mblib $script 2>&1`;
+    };
+    my $status = $?;
+    unlink $script;
+    $all .= $out;
+    $n_paths++;
+    is( $status, 0, 'ASBP_TRACE=1: the child perl ran every case' ) or diag( substr( $out, -800 ) );
+    for (@cases) {
+        my ( $name, $expect ) = @$_[ 0, 3 ];
+        my $re = $expect eq 'ok' ? qr/^case \Q$name\E: ok$/m : qr/^case \Q$name\E: error: .*\Q$expect\E/m;
+        like( $out, $re, "ASBP_TRACE=1, $name: $expect" );
+    }
+    # the trace did print what could carry a secret
+    like( $out, qr/trace: pid \d+: PQconnectStartParams DataSource dbi:Pg:/, 'the trace printed connection labels' );
+    like( $out, qr/trace: pid \d+: PQconnectStartParams DataSource [^\n]*;password=\*\*\*/,
+        '... among them DataSources with a password (masked)' );
+    like( $out, qr/trace: pid \d+: discovery: GET https?:\/\/\Q$API_USER\E:\*\*\*\@/, '... Patroni URLs with credentials (masked)' );
+    like( $out, qr/trace: pid \d+: discovery: \S+ finished: curl \d+, HTTP 500/, '... the failing API\'s answer' );
+    like( $out, qr/trace: pid \d+: pipeline of \d+ to \S+: (BEGIN|SELECT|INSERT|UPDATE|DELETE)/, '... tie SQL' );
+    like( $out, qr/trace: pid \d+: browse on \S+: SELECT /,            '... browse SQL' );
+    like( $out, qr/trace: pid \d+: deleteIfLowerThan on \S+: DELETE /, '... purge SQL' );
+    my @found = grep { index( $out, $_ ) >= 0 } @forbidden;
+    ok( !@found, 'ASBP_TRACE=1: no secret in ' . ( () = $out =~ /trace:/g ) . ' trace lines' )
+      or diag( "found '" . join( "', '", @found ) . "'" );
 }
 
 # Everything at once, and the count of paths (a scenario list that

@@ -27,13 +27,13 @@ static void test_new_free(void)
     c = asbp_cluster_new(NULL);
     is_str(asbp_cluster_key(c), "", "a NULL key is kept as \"\"");
     asbp_cluster_free(c);
-    asbp_cluster_free(NULL);
-    ok(1, "free(NULL) is a no-op");
+    asbp_cluster_free(NULL);   /* no test: a crash ends the program before its plan */
 }
 
 static void test_leader_ttl(void)
 {
     asbp_cluster *c = asbp_cluster_new("k");
+    asbp_cluster_stats st0, st1;
     const char *host = NULL;
     int port = 0;
     int64_t age = -1, at = -1;
@@ -70,8 +70,12 @@ static void test_leader_ttl(void)
     asbp_cluster_forget_leader(c);
     ok(!asbp_cluster_leader(c, T0, 5000, NULL, NULL, NULL), "forget: no cached leader");
     ok(!asbp_cluster_last_leader(c, NULL, NULL, NULL), "forget: no last leader either");
+    asbp_cluster_stats_get(c, &st0);
     asbp_cluster_forget_leader(c);
-    ok(1, "forget twice is harmless");
+    asbp_cluster_stats_get(c, &st1);
+    ok(!asbp_cluster_leader(c, T0, 5000, NULL, NULL, NULL)
+       && !asbp_cluster_last_leader(c, NULL, NULL, NULL), "forget twice: still no leader");
+    ok(memcmp(&st0, &st1, sizeof st0) == 0, "forget twice: counters unchanged");
 
     is_int(asbp_cluster_set_leader(c, "h2", 6432, T0 + 10), 0, "set after forget");
     ok(asbp_cluster_leader(c, T0 + 20, 5000, &host, &port, &age), "new leader cached");
@@ -268,7 +272,7 @@ static void test_null(void)
     asbp_cluster_trip(NULL, T0);
     asbp_cluster_reset_breaker(NULL);
     asbp_cluster_count(NULL, ASBP_COUNT_RETRIES);
-    ok(1, "forget, trip, reset and count accept NULL");
+    /* (no test for these four: a crash ends the program before its plan) */
     ok(!asbp_cluster_breaker_open(NULL, T0, 1000, &rem), "breaker_open(NULL): closed");
     is_int(rem, -7, "remaining untouched");
     is_int(asbp_cluster_last_failure(NULL), -1, "last_failure(NULL): -1");

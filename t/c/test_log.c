@@ -59,9 +59,10 @@ static void test_sink_and_levels(void)
     asbp_log(clg, ASBP_LOG_ERROR, "dropped");
     ASBP_TRACE(clg, "dropped");
     is_int(s.n, 4, "no callback: messages dropped");
+    /* A NULL logger is accepted (no test: a crash ends the program before
+     * its plan, and there is no sink to look at). */
     asbp_log(NULL, ASBP_LOG_ERROR, "x");
     asbp_log_at(NULL, T0, ASBP_LOG_ERROR, "x");
-    ok(1, "a NULL logger is accepted");
 }
 
 static void test_window(void)
