@@ -129,12 +129,12 @@ sub new {
         port     => $opt{port} || free_port(),
         user     => 'llng',
         password => $opt{password} // 'llng-secret-pw',
+        tls      => $opt{tls},    # ssl=on, see setup_tls
         dbname   => 'sessions',
         owner    => $$,
         fsync    => $opt{fsync} // 0,
         host_auth => $opt{host_auth} || 'scram-sha-256',
         settings => $opt{settings} || {},
-        tls      => $opt{tls},
     }, $class;
     mkdir $self->{sock};
     if ( $> == 0 ) {
