@@ -22,7 +22,7 @@ my $APP = 'Apache::Session::Browseable::Patroni';    # its fallback_application_
     if ( !$ok ) {
         if ( PgServer::required() ) {
             plan tests => 1;
-            fail("the TLS test needs test certificates (ASBP_REQUIRE_DB set): $why");
+            fail("the TLS test needs test certificates (ASBP_REQUIRE_DB or CI set): $why");
             exit 1;
         }
         plan skip_all => "needs test certificates: $why";
