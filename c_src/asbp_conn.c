@@ -119,6 +119,33 @@ static void clean_verbose(const char *in, char *sqlstate, char *out, size_t n)
     one_line(out);
 }
 
+/*
+ * libpq's own refusals of a server the DataSource pins (sslmode=verify-*,
+ * channel_binding=require, require_auth, sslrootcert): no SQLSTATE, and no
+ * use retrying them until FailoverTimeout (the last try would only say
+ * "timeout expired").  libpq's English messages; a translated one is
+ * retried as before.
+ */
+static int pin_refusal(const char *msg)
+{
+    static const char *const marks[] = {
+        "channel binding",                      /* channel_binding=require */
+        "does not match host name",             /* verify-full */
+        "certificate verify failed",            /* verify-ca, verify-full */
+        "server's host name from server certificate",
+        "SSL certificate's",                    /* name or address entry missing */
+        "root certificate file",                /* sslrootcert missing/unreadable */
+        "server does not support SSL, but SSL was required",
+        "authentication method requirement",    /* require_auth (libpq 16+) */
+        "server signature",                     /* SCRAM: not the server we know */
+    };
+    size_t i;
+    for (i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(msg, marks[i]))
+            return 1;
+    return 0;
+}
+
 static asbp_code connect_error(asbp_conn *c, asbp_err *err)
 {
     char sqlstate[6];
@@ -126,6 +153,8 @@ static asbp_code connect_error(asbp_conn *c, asbp_err *err)
     asbp_eclass ec;
     clean_verbose(PQerrorMessage(c->pg), sqlstate, msg, sizeof msg);
     if (PQconnectionNeedsPassword(c->pg))
+        ec = ASBP_EC_REPORT;
+    else if (!sqlstate[0] && pin_refusal(msg))
         ec = ASBP_EC_REPORT;
     else if (!sqlstate[0])
         ec = ASBP_EC_FAILOVER;  /* refused, unreachable, not writable ... */

@@ -27,10 +27,10 @@ package FakePatroni;
 #   $s->set_answer($body, $status)   change what later requests get (json
 #                      mode); $s->set_mode('hang'|'close'|'json') likewise
 #
-#   FakePatroni::pki() generates, once per test process, with `openssl`:
-#   ca_crt, ca_dir (rehashed), server_crt/key (127.0.0.1 + localhost),
-#   wrong_crt/key (wrong.example.org only), self_crt/key (self-signed),
-#   client_ca_crt, client_crt/key.
+#   FakePatroni::pki() is TestCA::pki(): certificates made once per test
+#   process with `openssl`: ca_crt, ca_dir (rehashed), server_crt/key
+#   (127.0.0.1 + localhost), wrong_crt/key (wrong.example.org only),
+#   self_crt/key (self-signed), client_ca_crt, client_crt/key.
 #
 # Every child runs in its own process group, exits when the test process
 # is gone, never writes to the test's STDOUT, and leaves with POSIX::_exit
@@ -49,7 +49,6 @@ our $USER     = 'llng';
 our $PASSWORD = 's3cr3t-pw';
 
 my %live;    # pid => server, for END
-my $pki;
 
 sub new {
     my ( $class, %o ) = @_;
@@ -347,99 +346,10 @@ sub _conn {
 
 # ---- certificates ------------------------------------------------------
 
-sub _run {
-    my ( $log, @cmd ) = @_;
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if ( !$pid ) {
-        open STDIN,  '<',  '/dev/null';
-        open STDOUT, '>>', $log;
-        open STDERR, '>>', $log;
-        exec @cmd or POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    if ($?) {
-        my $out = do { local ( @ARGV, $/ ) = ($log); <> } // '';
-        die "FakePatroni: '@cmd' failed:\n$out";
-    }
-}
-
+# The test certificates (made by TestCA, see there for the list).
 sub pki {
-    return $pki if $pki;
-    my $d   = tempdir( CLEANUP => 1 );
-    my $log = "$d/openssl.log";
-    my $cnf = "$d/openssl.cnf";
-    open my $fh, '>', $cnf or die "$cnf: $!";
-    print $fh <<'EOC';
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
-[wrong]
-basicConstraints = CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:wrong.example.org
-[client]
-basicConstraints = CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-EOC
-    close $fh;
-    my %p;
-    my $key = sub {
-        my $f = "$d/$_[0].key";
-        _run( $log, qw(openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out), $f );
-        return $f;
-    };
-    my $ca = sub {
-        my ( $name, $cn ) = @_;
-        my $k = $key->($name);
-        _run( $log, 'openssl', 'req', '-config', $cnf, '-x509', '-new', '-key', $k,
-            '-days', 2, '-subj', "/CN=$cn", '-extensions', 'v3_ca', '-out', "$d/$name.crt" );
-        return ( "$d/$name.crt", $k );
-    };
-    my $serial = 1000;
-    my $leaf = sub {
-        my ( $name, $cn, $ext, $ca_crt, $ca_key ) = @_;
-        my $k = $key->($name);
-        _run( $log, 'openssl', 'req', '-config', $cnf, '-new', '-key', $k,
-            '-subj', "/CN=$cn", '-out', "$d/$name.csr" );
-        _run( $log, 'openssl', 'x509', '-req', '-in', "$d/$name.csr", '-CA', $ca_crt,
-            '-CAkey', $ca_key, '-set_serial', $serial++, '-days', 2,
-            '-extfile', $cnf, '-extensions', $ext, '-out', "$d/$name.crt" );
-        return ( "$d/$name.crt", $k );
-    };
-    my ( $ca_crt, $ca_key ) = $ca->( 'ca', 'FakePatroni test CA' );
-    @p{qw(ca_crt ca_key)} = ( $ca_crt, $ca_key );
-    @p{qw(server_crt server_key)} = $leaf->( 'server', '127.0.0.1', 'server', $ca_crt, $ca_key );
-    @p{qw(wrong_crt wrong_key)} = $leaf->( 'wrong', 'wrong.example.org', 'wrong', $ca_crt, $ca_key );
-    # Self-signed: a leaf that is its own issuer, unknown to every CA list.
-    $p{self_key} = $key->('self');
-    _run( $log, 'openssl', 'req', '-config', $cnf, '-x509', '-new', '-key', $p{self_key},
-        '-days', 2, '-subj', '/CN=127.0.0.1', '-extensions', 'server', '-out', "$d/self.crt" );
-    $p{self_crt} = "$d/self.crt";
-    my ( $cca_crt, $cca_key ) = $ca->( 'client_ca', 'FakePatroni client CA' );
-    $p{client_ca_crt} = $cca_crt;
-    @p{qw(client_crt client_key)} = $leaf->( 'client', 'llng-client', 'client', $cca_crt, $cca_key );
-
-    # A CA directory in OpenSSL's hashed layout.
-    mkdir "$d/cadir" or die "$d/cadir: $!";
-    _run( $log, 'cp', $ca_crt, "$d/cadir/test-ca.pem" );
-    eval { _run( $log, 'openssl', 'rehash', "$d/cadir" ); 1 }
-      or _run( $log, 'c_rehash', "$d/cadir" );
-    $p{ca_dir} = "$d/cadir";
-    return $pki = \%p;
+    require TestCA;
+    return TestCA::pki();
 }
 
 1;

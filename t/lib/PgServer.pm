@@ -9,6 +9,14 @@ package PgServer;
 #   my $pg = PgServer->start_or_skip;      # skips, or fails under CI
 #   my $args = { $pg->options };           # DataSource, UserName, Password
 #
+# Options of start_or_skip/new: port, password (of the role), host_auth
+# (the pg_hba method for TCP: scram-sha-256 by default, md5, trust...),
+# settings (name => value), table, no_table, fsync, and tls => 1: ssl=on
+# with a server certificate for 127.0.0.1 signed by the TestCA test CA
+# (ca_file gives its file; needs the openssl command).  set_host_auth and
+# use_certificate change the method and the certificate of a running
+# server (reloaded).
+#
 # When the server binaries are missing the test is skipped with a clear
 # message, unless ASBP_REQUIRE_DB or CI is set: then it fails.  As root,
 # the server runs as the unprivileged user "postgres".
@@ -121,6 +129,7 @@ sub new {
         port     => $opt{port} || free_port(),
         user     => 'llng',
         password => $opt{password} // 'llng-secret-pw',
+        tls      => $opt{tls},    # ssl=on, see setup_tls
         dbname   => 'sessions',
         owner    => $$,
         fsync    => $opt{fsync} // 0,
@@ -136,9 +145,11 @@ sub new {
     my ( $rc, $out ) = $self->run_as( "$bin/initdb", '-D', $self->{data}, '-U', 'postgres',
         '--auth-local=trust', "--auth-host=$self->{host_auth}", '-E', 'UTF8', '--locale=C.UTF-8' );
     croak "initdb failed ($rc): $out" if $rc;
+    $self->setup_tls if $self->{tls};
     $self->start;
     $self->psql_super( "CREATE ROLE $self->{user} LOGIN PASSWORD '$self->{password}'",
         'postgres' );
+    $self->store_password if $self->{host_auth} eq 'md5';
     $self->psql_super( "CREATE DATABASE $self->{dbname} OWNER $self->{user}", 'postgres' );
     $self->create_table( $opt{table} || 'sessions' ) unless $opt{no_table};
     return $self;
@@ -233,6 +244,97 @@ sub psql {
     croak "psql failed: $out" if $rc;
     chomp $out;
     return $out;
+}
+
+# ---- TLS and authentication ---------------------------------------------
+
+# ssl=on in postgresql.conf (not on the command line, so that a reload can
+# change the certificate), with TestCA's server certificate.
+sub setup_tls {
+    my ($self) = @_;
+    require TestCA;
+    my $pki = TestCA::pki();
+    my $dir = "$self->{base}/tls";
+    mkdir $dir or croak "$dir: $!";
+    $self->{ca_file} = $pki->{ca_crt};
+    $self->install_certificate('server');
+    open my $fh, '>>', "$self->{data}/postgresql.conf" or croak "postgresql.conf: $!";
+    print $fh "\n# PgServer tls => 1\nssl = on\nssl_cert_file = '$dir/server.crt'\n",
+      "ssl_key_file = '$dir/server.key'\n";
+    close $fh or croak "postgresql.conf: $!";
+}
+
+# Copies TestCA's certificate NAME (server, wrong, self) and its key to the
+# files the server reads, owned by the server's user, the key 0600.
+sub install_certificate {
+    my ( $self, $name ) = @_;
+    my $pki = TestCA::pki();
+    my $dir = "$self->{base}/tls";
+    for ( [ crt => 0644 ], [ key => 0600 ] ) {
+        my ( $ext, $mode ) = @$_;
+        my $from = $pki->{"${name}_$ext"} or croak "no test certificate '$name'";
+        my $to = "$dir/server.$ext";
+        open my $in, '<', $from or croak "$from: $!";
+        my $pem = do { local $/; <$in> };
+        unlink $to;
+        sysopen my $out, $to, POSIX::O_WRONLY() | POSIX::O_CREAT() | POSIX::O_EXCL(), $mode
+          or croak "$to: $!";
+        print $out $pem;
+        close $out or croak "$to: $!";
+        chmod $mode, $to;
+        chown( ( getpwnam('postgres') )[ 2, 3 ], $to ) if $> == 0;
+    }
+}
+
+sub ca_file { $_[0]{ca_file} }
+
+# The server presents TestCA's certificate NAME from now on.
+sub use_certificate {
+    my ( $self, $name ) = @_;
+    croak "use_certificate: the server was started without tls" unless $self->{tls};
+    $self->install_certificate($name);
+    $self->reload;
+}
+
+# The pg_hba method of every TCP line becomes METHOD; with md5, the role's
+# password is stored as an md5 hash (a SCRAM verifier would make the server
+# use SCRAM anyway), otherwise as a SCRAM verifier.
+sub set_host_auth {
+    my ( $self, $method ) = @_;
+    croak "set_host_auth: bad method '$method'" unless $method =~ /^[a-z0-9-]+\z/;
+    my $hba = "$self->{data}/pg_hba.conf";
+    open my $in, '<', $hba or croak "$hba: $!";
+    my @lines = <$in>;
+    close $in;
+    s/^(host\S*\s+\S+\s+\S+\s+\S+\s+)\S+/$1$method/ for @lines;
+    open my $out, '>', $hba or croak "$hba: $!";
+    print $out @lines;
+    close $out or croak "$hba: $!";
+    $self->{host_auth} = $method;
+    $self->store_password;
+    $self->reload;
+}
+
+sub store_password {
+    my ($self) = @_;
+    my $enc = $self->{host_auth} eq 'md5' ? 'md5' : 'scram-sha-256';
+    $self->psql_super( "SET password_encryption = '$enc'; "
+          . "ALTER ROLE $self->{user} PASSWORD '$self->{password}'", 'postgres' );
+}
+
+# Reloads the configuration and waits until the postmaster has read it
+# (backends started afterwards see a newer pg_conf_load_time).
+sub reload {
+    my ($self) = @_;
+    my $q = 'SELECT pg_conf_load_time()';
+    my $before = $self->psql_super( $q, 'postgres' );
+    $self->psql_super( 'SELECT pg_reload_conf()', 'postgres' );
+    my $end = time + 20;
+    while ( time < $end ) {
+        return if $self->psql_super( $q, 'postgres' ) ne $before;
+        sleep 0.05;
+    }
+    croak "PostgreSQL did not reload its configuration within 20 s (log: $self->{log})";
 }
 
 sub create_table {

@@ -518,6 +518,98 @@ ones; beyond, they run unprepared); searchOnExpr and the whole-table reads
 run unprepared, so that each is planned with its pattern (a prefix can use
 an index only when the planner sees it).
 
+=head1 SECURITY: WHERE THE PASSWORD GOES
+
+With C<PatroniUrl>, the host this module connects to, and hands the
+DataSource's user name and password to, is not only the one written in the
+DataSource: it is the leader named by the last valid answer of the Patroni
+API, a member it listed (watched for a promotion during a failover), or,
+when the API fails, a member seen in an earlier answer.  Whoever can write
+or alter one API answer -- a compromised Patroni node, or anyone on the
+network path when the API is asked over plain C<http://> -- chooses where
+the next connection goes.  A server that asks for a cleartext password
+receives it; one that asks for md5 receives material for guessing it
+offline; and a server accepting the connection receives every session
+written afterwards and can answer with forged ones.
+
+Pin both ends, so that an answer can only send the module to a server that
+proves it is yours and never receives the password:
+
+=over 4
+
+=item The API over C<https://> with verification on
+
+C<PatroniUrl =E<gt> 'https://...'>, C<PatroniVerifySSL> left at its
+default (1), and C<PatroniSSLCAFile> (or C<PatroniSSLCAPath>) naming the
+private CA that signed the Patroni certificates.  A client certificate
+(C<PatroniSSLCertFile>, C<PatroniSSLKeyFile>) lets the API refuse callers
+it does not know (Patroni's C<restapi.verify_client: required>).
+
+=item The hosts an answer may name
+
+A leader, a watched member or a fallback member is connected to only when
+its host is one of the hosts of the DataSource, one of the hosts of the
+C<PatroniUrl> endpoints, or listed in C<PatroniAllowedHosts> (names,
+addresses, CIDR ranges; a Unix socket directory only when listed there).
+Hosts are compared as written, without DNS: when Patroni's
+C<connect_address> uses other names or addresses than the API URLs, list
+them.  An answer naming another host is refused as an invalid answer, with
+a message naming the host and the option.
+
+=item The server's certificate: C<sslmode=verify-full>
+
+In the DataSource: C<sslmode=verify-full;sslrootcert=/path/to/ca.pem>.  The
+DataSource's parameters apply to every host an answer names, and libpq
+then checks that the server's certificate was signed by that CA and names
+the host as the answer wrote it (Patroni's C<connect_address>: an address
+needs an C<IP:> entry in the certificate's subjectAltName, a name a
+C<DNS:> entry).  Use a private CA for C<sslrootcert>, not the system's
+list of public ones: anybody can get a public certificate for a name of
+their own.  TLS is never used on a Unix socket.
+
+=item The authentication: C<channel_binding=require>
+
+Also in the DataSource.  libpq then accepts nothing but SCRAM-SHA-256 with
+channel binding: it refuses a server that asks for a cleartext or md5
+password, or lets the client in without one (C<trust>), before sending
+anything derived from the password, and SCRAM's proof is bound to the TLS
+connection, so that it cannot be relayed to the real server.  With libpq 16
+or later, C<require_auth=scram-sha-256> refuses any other method too (with
+the libpq 15 of Debian 12 the module refuses it as an unknown connection
+parameter).  On the server: C<password_encryption = scram-sha-256> (a
+password set while it was md5 must be set again), C<hostssl ... scram-sha-256>
+lines in F<pg_hba.conf>, C<ssl = on> with the certificate.  Even SCRAM gives
+a server that is not yours enough to try guesses of the password offline:
+use a long random one.
+
+=back
+
+Write these parameters into the DataSource itself: libpq's environment
+variables (C<PGSSLMODE>, C<PGCHANNELBINDING>, ...) only fill in what the
+DataSource leaves out.  A server refused by them is reported at once (the
+tie dies with libpq's reason, for example C<channel binding required, but
+server authenticated client without channel binding> or C<server
+certificate for "x" does not match host name "y">), not retried until
+C<FailoverTimeout>.
+
+For example:
+
+  DataSource => 'dbi:Pg:dbname=sessions;host=pg1.example.org;port=5432;'
+              . 'sslmode=verify-full;sslrootcert=/etc/lemonldap-ng/pg-ca.pem;'
+              . 'channel_binding=require',
+  PatroniUrl => 'https://pg1.example.org:8008/cluster, '
+              . 'https://pg2.example.org:8008/cluster, '
+              . 'https://pg3.example.org:8008/cluster',
+  PatroniSSLCAFile => '/etc/lemonldap-ng/patroni-ca.pem',
+
+What remains trusted: the Patroni nodes and whoever holds a key of the API
+certificates, who can still name any allowed host as the leader (a replica,
+a stopped node: writes then fail, the password stays with your servers);
+the CAs given to C<sslrootcert> and C<PatroniSSLCAFile>, and every
+certificate they signed for an allowed name; the PostgreSQL servers
+themselves; and the machine running the portal, where the password sits in
+the LemonLDAP::NG configuration and in the process's memory.
+
 =head1 SEE ALSO
 
 L<Apache::Session>, L<Apache::Session::Browseable>, L<http://lemonldap-ng.org>
