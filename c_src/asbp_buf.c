@@ -98,3 +98,25 @@ char *asbp_strdup(const char *s)
         memcpy(p, s, n + 1);
     return p;
 }
+
+void asbp_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+void asbp_free_secret(char *p)
+{
+    if (!p)
+        return;
+    asbp_wipe(p, strlen(p));
+    free(p);
+}
+
+void asbp_buf_wipe_free(asbp_buf *b)
+{
+    if (b->data)
+        asbp_wipe(b->data, b->cap);
+    asbp_buf_free(b);
+}
