@@ -113,10 +113,3 @@ void asbp_free_secret(char *p)
     asbp_wipe(p, strlen(p));
     free(p);
 }
-
-void asbp_buf_wipe_free(asbp_buf *b)
-{
-    if (b->data)
-        asbp_wipe(b->data, b->cap);
-    asbp_buf_free(b);
-}

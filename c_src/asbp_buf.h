@@ -37,7 +37,5 @@ char *asbp_strdup(const char *s);
 void asbp_wipe(void *p, size_t n);
 /* Wipes the string p (strlen bytes) and frees it; NULL is fine. */
 void asbp_free_secret(char *p);
-/* Wipes the whole storage of b (not only len bytes) and frees it. */
-void asbp_buf_wipe_free(asbp_buf *b);
 
 #endif
