@@ -98,3 +98,18 @@ char *asbp_strdup(const char *s)
         memcpy(p, s, n + 1);
     return p;
 }
+
+void asbp_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+void asbp_free_secret(char *p)
+{
+    if (!p)
+        return;
+    asbp_wipe(p, strlen(p));
+    free(p);
+}

@@ -32,4 +32,10 @@ const char *asbp_buf_cstr(const asbp_buf *b);  /* "" when empty */
 /* strdup that accepts NULL. */
 char *asbp_strdup(const char *s);
 
+/* Overwrites n bytes at p with zeros; the compiler cannot drop it as a
+ * dead store (for secrets about to be freed). */
+void asbp_wipe(void *p, size_t n);
+/* Wipes the string p (strlen bytes) and frees it; NULL is fine. */
+void asbp_free_secret(char *p);
+
 #endif

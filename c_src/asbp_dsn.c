@@ -194,7 +194,7 @@ static int dsn_put(asbp_dsn *d, char *key, char *value)
     size_t i;
     for (i = 0; i < d->n; i++) {
         if (strcmp(d->keys[i], key) == 0) {
-            free(d->values[i]);
+            asbp_free_secret(d->values[i]);   /* a value may be a password */
             d->values[i] = value;
             free(key);
             return 0;
@@ -336,7 +336,7 @@ void asbp_dsn_free(asbp_dsn *d)
         return;
     for (i = 0; i < d->n; i++) {
         free(d->keys[i]);
-        free(d->values[i]);
+        asbp_free_secret(d->values[i]);   /* a value may be a password */
     }
     free(d->keys);
     free(d->values);

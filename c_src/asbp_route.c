@@ -1,4 +1,5 @@
 #include "asbp_route.h"
+#include "asbp_secret.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -103,15 +104,36 @@ static void add_params(const asbp_route *r, asbp_target *t, int override)
     }
 }
 
+/* The pool key: a fingerprint of every parameter (asbp_secret.h), so that
+ * neither the key nor its copies (pool, connection, route cache) hold the
+ * password.  0, or -1 (no key for fingerprints). */
+static int target_key(asbp_target *t)
+{
+    char hex[ASBP_FP_HEX + 1], len[24];
+    asbp_fp f;
+    int i;
+    if (asbp_fp_init(&f) < 0)
+        return -1;
+    for (i = 0; i < t->n; i++) {
+        asbp_fp_puts(&f, t->kw[i]);
+        snprintf(len, sizeof len, "=%zu:", strlen(t->val[i]));
+        asbp_fp_puts(&f, len);
+        asbp_fp_puts(&f, t->val[i]);
+        asbp_fp_update(&f, "\x1f", 1);
+    }
+    asbp_fp_hex(&f, hex);
+    return asbp_buf_puts(&t->key, hex);
+}
+
 int asbp_route_target(const asbp_route *r, asbp_target *t)
 {
-    int i, override;
+    int override;
 
     memset(t, 0, sizeof *t);
     override = override_hosts(r, t);
     add_params(r, t, override);
-    for (i = 0; i < t->n; i++)
-        asbp_buf_printf(&t->key, "%s=%zu:%s\x1f", t->kw[i], strlen(t->val[i]), t->val[i]);
+    if (target_key(t) < 0)
+        return -1;
     if (override)
         asbp_buf_printf(&t->label, "DataSource %s (%s %s port %s)",
                         asbp_dsn_display(r->dsn),

@@ -42,7 +42,7 @@ typedef struct asbp_target {
     int n;
     asbp_buf hosts, ports;         /* owned: the host list when overridden */
     asbp_buf label;                /* owned: for messages (no password) */
-    asbp_buf key;                  /* owned: the pool key of the route */
+    asbp_buf key;                  /* owned: the pool key (a fingerprint) */
 } asbp_target;
 
 /* Builds the target of r into t: 0, or -1 out of memory.  Free t with

@@ -2,6 +2,7 @@
 #include "asbp_buf.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,13 +96,27 @@ static int add_item(asbp_schema_report *rep, const char *what, char *sql)
 }
 
 /*
- * Splits the quoted table ("s"."t" or "t") into the schema prefix ("s".
- * or "") and the bare table name t (unquoted, for building index names).
+ * Index names.  The first names were the table name (lower case, other
+ * characters as '_') cut to 30 characters, the field and a suffix:
+ * "sessions__whattotrace_idx".  They are kept where the table has them
+ * (existing deployments), and for a new index when the table name was not
+ * cut and no other relation uses the name.  Otherwise the index gets a
+ * name unique per table: 20 characters of it, a hash of the table's quoted name,
+ * the field and the suffix ("a_very_long_table_na_1f2e3d4c__whattotrace_idx",
+ * at most 63 bytes, PostgreSQL's limit).
  */
-static void split_table(const char *table_sql, char *schema, size_t ns,
-                        char *bare, size_t nb)
+typedef struct tname {
+    char bare[128];      /* table name as index names use it */
+    unsigned long hash;  /* FNV-1a of the quoted table name (without schema) */
+} tname;
+
+#define OLD_NAME_MAX 30  /* table characters in an old index name */
+
+/* The table's part of index names, from the quoted table ("s"."t" or "t"). */
+static void split_table(const char *table_sql, tname *t)
 {
     const char *dot = NULL, *p;
+    uint32_t h = 2166136261u;
     int inq = 0;
     size_t j = 0;
     for (p = table_sql; *p; p++) {
@@ -110,20 +125,17 @@ static void split_table(const char *table_sql, char *schema, size_t ns,
         else if (*p == '.' && !inq)
             dot = p;
     }
-    if (dot)
-        snprintf(schema, ns, "%.*s.", (int)(dot - table_sql), table_sql);
-    else
-        schema[0] = '\0';
-    p = dot ? dot + 1 : table_sql;
-    for (; *p && j + 1 < nb; p++) {
-        if (*p == '"')
-            continue;
-        bare[j++] = (char)(isalnum((unsigned char)*p) ? tolower((unsigned char)*p) : '_');
+    for (p = dot ? dot + 1 : table_sql; *p; p++) {
+        h = (h ^ (unsigned char)*p) * 16777619u;
+        if (*p != '"' && j + 1 < sizeof t->bare)
+            t->bare[j++] = (char)(isalnum((unsigned char)*p) ? tolower((unsigned char)*p) : '_');
     }
-    bare[j] = '\0';
+    t->bare[j] = '\0';
+    t->hash = h;
 }
 
-static void index_name(const char *bare, const ixdef *d, char *out, size_t n)
+/* The old name (unique == 0) or the name unique per table (unique == 1). */
+static void index_name(const tname *t, const ixdef *d, int unique, char *out, size_t n)
 {
     char f[64];
     size_t i, j = 0;
@@ -131,8 +143,11 @@ static void index_name(const char *bare, const ixdef *d, char *out, size_t n)
     for (i = 0; d->field[i] && j + 1 < sizeof f; i++)
         f[j++] = (char)(isalnum((unsigned char)d->field[i]) ? tolower((unsigned char)d->field[i]) : '_');
     f[j] = '\0';
-    /* identifiers are at most 63 bytes */
-    snprintf(out, n, "%.30s_%.22s%s_idx", bare, f, suffix);
+    /* identifiers are at most 63 bytes: 30 + 1 + 22 + 7 + 4, 20 + 1 + 8 + 1 + 22 + 7 + 4 */
+    if (unique)
+        snprintf(out, n, "%.20s_%08lx_%.22s%s_idx", t->bare, t->hash, f, suffix);
+    else
+        snprintf(out, n, "%.30s_%.22s%s_idx", t->bare, f, suffix);
 }
 
 /* ---- running statements through the source ---------------------------- */
@@ -232,39 +247,88 @@ static asbp_code apply_table(asbp_source *s, asbp_conn **conn, int dry_run,
     return ASBP_OK;
 }
 
+/* Whether the index name is on the table (*mine) or used by any relation
+ * of the table's schema (*taken). */
+static asbp_code index_state(asbp_source *s, asbp_conn **conn, const char *name,
+                             int *mine, int *taken, asbp_err *err)
+{
+    PGresult *r = NULL;
+    const char *pv[2];
+    asbp_code rc;
+    pv[0] = asbp_source_table_sql(s);
+    pv[1] = name;
+    rc = run(s, conn, "SELECT coalesce(bool_or(i.indrelid = t.oid), false), "
+             "count(c.oid) > 0 FROM pg_catalog.pg_class t "
+             "LEFT JOIN pg_catalog.pg_class c "
+             "ON c.relnamespace = t.relnamespace AND c.relname = $2 "
+             "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+             "WHERE t.oid = pg_catalog.to_regclass($1)", 2, pv, &r, err);
+    if (rc)
+        return rc;
+    *mine = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    *taken = PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0] == 't';
+    PQclear(r);
+    return ASBP_OK;
+}
+
+/* The name of index d (n bytes at name) and whether the table has it.
+ * check: the table exists (else the names are only computed).  The old
+ * name is kept when the table has it, or when it is complete and free. */
+static asbp_code choose_name(asbp_source *s, asbp_conn **conn, const tname *t,
+                             const ixdef *d, int check, char *name, size_t n,
+                             int *existed, asbp_err *err)
+{
+    int cut = strlen(t->bare) > OLD_NAME_MAX, mine = 0, taken = 0;
+    asbp_code rc;
+    *existed = 0;
+    index_name(t, d, cut, name, n);
+    if (!check)
+        return ASBP_OK;
+    index_name(t, d, 0, name, n);
+    rc = index_state(s, conn, name, &mine, &taken, err);
+    if (rc == ASBP_OK && !mine && (cut || taken)) {
+        index_name(t, d, 1, name, n);
+        rc = index_state(s, conn, name, &mine, &taken, err);
+    }
+    if (rc)
+        return rc;
+    if (!mine && taken)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "cannot create index \"%s\" on table %s: the name is "
+                            "used by another relation of its schema (DataSource %s)",
+                            name, asbp_source_table_sql(s), asbp_source_display(s));
+    *existed = mine;
+    return ASBP_OK;
+}
+
 /* The indexes of kind (their names are ours, built from fixed field names). */
 static asbp_code apply_indexes(asbp_source *s, asbp_conn **conn, asbp_schema_kind kind,
                                int dry_run, asbp_schema_report *rep, asbp_err *err)
 {
-    char schema[300], bare[128], name[96], reg[400];
+    char name[96];
     const char *table = asbp_source_table_sql(s);
+    int have_table = rep->table_existed || rep->items[0].done;
     const ixdef *d;
     asbp_buf b = ASBP_BUF_INIT;
-    const char *pv[1];
     asbp_code rc;
+    tname t;
 
-    split_table(table, schema, sizeof schema, bare, sizeof bare);
+    split_table(table, &t);
     for (d = IX[kind]; d->field; d++) {
         const char *expr_fmt = d->type == IX_BIGINT ? "(CAST(a_session ->> '%s' AS bigint))"
                              : d->type == IX_PREFIX ? "(a_session ->> '%s') text_pattern_ops"
                              : "(a_session ->> '%s')";
-        index_name(bare, d, name, sizeof name);
-        snprintf(reg, sizeof reg, "%s\"%s\"", schema, name);
+        int existed;
+        rc = choose_name(s, conn, &t, d, have_table, name, sizeof name, &existed, err);
+        if (rc)
+            return rc;
         asbp_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s\" ON %s (", name, table);
         asbp_buf_printf(&b, expr_fmt, d->field);
         asbp_buf_puts(&b, ")");
         if (add_item(rep, name, asbp_buf_steal(&b)) < 0)
             return nomem(err);
-        if (rep->table_existed) {
-            PGresult *r = NULL;
-            pv[0] = reg;
-            rc = run(s, conn, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, pv, &r, err);
-            if (rc)
-                return rc;
-            rep->items[rep->n - 1].existed = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-            PQclear(r);
-        }
-        if (!rep->items[rep->n - 1].existed && (rep->table_existed || rep->items[0].done)) {
+        rep->items[rep->n - 1].existed = existed;
+        if (!existed && have_table) {
             rc = apply_last(s, conn, dry_run, rep, err);
             if (rc)
                 return rc;

@@ -8,7 +8,9 @@
  * reported (and turned LOGGED on request).  Indexes are the expression
  * indexes LL::NG's documentation lists per kind, plus text_pattern_ops
  * variants for the fields searched by prefix (searchOnExpr), and
- * cast(... AS bigint) for the fields the purge compares.
+ * cast(... AS bigint) for the fields the purge compares.  An index is
+ * found present only on its own table; index names are unique per table
+ * (the first, short names are kept where they are: see asbp_schema.c).
  */
 #ifndef ASBP_SCHEMA_H
 #define ASBP_SCHEMA_H

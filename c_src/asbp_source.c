@@ -7,6 +7,7 @@
 #include "asbp_source.h"
 #include "asbp_source_int.h"
 #include "asbp_buf.h"
+#include "asbp_secret.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -14,9 +15,11 @@
 
 /* ---- the source key --------------------------------------------------- */
 
-/* The key of an option set: name, length and value of every option (run
- * for every tie: plain appends, no printf). */
-static void put_len(asbp_buf *b, size_t n)
+/* The key of an option set: a fingerprint (asbp_secret.h) of the name,
+ * length and value of every option, so that the key, the pool key and the
+ * cluster key never hold the password (run for every tie: plain appends,
+ * no printf). */
+static void put_len(asbp_fp *f, size_t n)
 {
     char d[24];
     int i = (int)sizeof d;
@@ -24,50 +27,67 @@ static void put_len(asbp_buf *b, size_t n)
         d[--i] = (char)('0' + n % 10);
         n /= 10;
     } while (n && i > 0);
-    asbp_buf_append(b, d + i, sizeof d - (size_t)i);
+    asbp_fp_update(f, d + i, sizeof d - (size_t)i);
 }
 
-static void put_field(asbp_buf *b, const char *name, const char *v)
+static void put_field(asbp_fp *f, const char *name, const char *v)
 {
-    asbp_buf_puts(b, name);
+    asbp_fp_puts(f, name);
     if (v) {
         size_t n = strlen(v);
-        asbp_buf_append(b, "=", 1);
-        put_len(b, n);
-        asbp_buf_append(b, ":", 1);
-        asbp_buf_append(b, v, n);
+        asbp_fp_update(f, "=", 1);
+        put_len(f, n);
+        asbp_fp_update(f, ":", 1);
+        asbp_fp_update(f, v, n);
     } else {
-        asbp_buf_append(b, "!", 1);
+        asbp_fp_update(f, "!", 1);
     }
-    asbp_buf_append(b, "\x1f", 1);
+    asbp_fp_update(f, "\x1f", 1);
 }
 
-static void put_num(asbp_buf *b, const char *name, long long v)
+static void put_num(asbp_fp *f, const char *name, long long v)
 {
-    asbp_buf_puts(b, name);
-    asbp_buf_append(b, v < 0 ? "=-" : "=", v < 0 ? 2 : 1);
-    put_len(b, (size_t)(v < 0 ? -v : v));
-    asbp_buf_append(b, "\x1f", 1);
+    asbp_fp_puts(f, name);
+    asbp_fp_update(f, v < 0 ? "=-" : "=", v < 0 ? 2 : 1);
+    put_len(f, (size_t)(v < 0 ? -v : v));
+    asbp_fp_update(f, "\x1f", 1);
 }
 
-static void source_key(asbp_buf *key, const asbp_options *o, const char *table)
+/* 0, or -1: no key for fingerprints (no random source). */
+static int source_key(char key[ASBP_FP_HEX + 1], const asbp_options *o, const char *table)
 {
-    put_field(key, "ds", o->datasource);
-    put_field(key, "u", o->user);
-    put_field(key, "p", o->password);
-    put_field(key, "t", table);
-    put_num(key, "ct", o->connect_timeout_ms);
-    put_num(key, "ft", o->failover_timeout_ms);
-    put_num(key, "qt", o->query_timeout_ms);
-    put_field(key, "pu", o->patroni_urls);
-    put_num(key, "pt", o->patroni_timeout_ms);
-    put_num(key, "pc", o->patroni_cache_ttl_ms);
-    put_num(key, "pb", o->patroni_breaker_ms);
-    put_num(key, "pv", o->patroni_verify_ssl);
-    put_field(key, "pa", o->patroni_ca_file);
-    put_field(key, "pd", o->patroni_ca_path);
-    put_field(key, "pe", o->patroni_cert_file);
-    put_field(key, "pk", o->patroni_key_file);
+    asbp_fp f;
+    if (asbp_fp_init(&f) < 0)
+        return -1;
+    put_field(&f, "ds", o->datasource);
+    put_field(&f, "u", o->user);
+    put_field(&f, "p", o->password);
+    put_field(&f, "t", table);
+    put_num(&f, "ct", o->connect_timeout_ms);
+    put_num(&f, "ft", o->failover_timeout_ms);
+    put_num(&f, "qt", o->query_timeout_ms);
+    put_field(&f, "pu", o->patroni_urls);
+    put_num(&f, "pt", o->patroni_timeout_ms);
+    put_num(&f, "pc", o->patroni_cache_ttl_ms);
+    put_num(&f, "pb", o->patroni_breaker_ms);
+    put_num(&f, "pv", o->patroni_verify_ssl);
+    put_field(&f, "pa", o->patroni_ca_file);
+    put_field(&f, "pd", o->patroni_ca_path);
+    put_field(&f, "pe", o->patroni_cert_file);
+    put_field(&f, "pk", o->patroni_key_file);
+    asbp_fp_hex(&f, key);
+    return 0;
+}
+
+/* The cluster key: the DataSource's fingerprint (it may hold a password). */
+static int cluster_key(char key[ASBP_FP_HEX + 1], const char *datasource)
+{
+    asbp_fp f;
+    if (asbp_fp_init(&f) < 0)
+        return -1;
+    put_field(&f, "ds", datasource);
+    asbp_fp_hex(&f, key);
+    return 0;
 }
 
 /* ---- creation --------------------------------------------------------- */
@@ -141,7 +161,10 @@ static asbp_code check_dsn(const asbp_dsn *d, asbp_err *err)
 static int set_options(asbp_source *s, const asbp_options *o)
 {
     s->user = nonempty_dup(o->user);
-    s->password = nonempty_dup(o->password);
+    /* the one copy of the password: kept out of core dumps, wiped */
+    s->password = o->password && *o->password ? asbp_secret_dup(o->password) : NULL;
+    if (o->password && *o->password && !s->password)
+        return -1;
     s->connect_ms = dflt(o->connect_timeout_ms, ASBP_DEFAULT_CONNECT_TIMEOUT_MS);
     s->failover_ms = dflt(o->failover_timeout_ms, ASBP_DEFAULT_FAILOVER_TIMEOUT_MS);
     s->query_ms = dflt(o->query_timeout_ms, ASBP_DEFAULT_QUERY_TIMEOUT_MS);
@@ -158,18 +181,26 @@ static int set_options(asbp_source *s, const asbp_options *o)
 
 static void source_free_cb(void *s) { asbp_source_free(s); }
 
-/* A new source for o (key: owned, taken), kept in ctx. */
-static asbp_code source_new(asbp_ctx *ctx, const asbp_options *o, const char *table,
-                            char *key, asbp_source **out, asbp_err *err)
+static asbp_code no_key(asbp_err *err)
 {
+    return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                        "no secure random source for the key of the option set "
+                        "(getrandom or /dev/urandom)");
+}
+
+/* A new source for o under key, kept in ctx. */
+static asbp_code source_new(asbp_ctx *ctx, const asbp_options *o, const char *table,
+                            const char *key, asbp_source **out, asbp_err *err)
+{
+    char ckey[ASBP_FP_HEX + 1];
     asbp_code rc;
     asbp_source *s = calloc(1, sizeof *s);   /* freed by the context */
-    if (!s) {
-        free(key);
+    if (!s)
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
-    }
     s->ctx = ctx;
-    s->key = key;
+    s->key = asbp_strdup(key);
+    if (!s->key)
+        goto nomem;
     rc = asbp_dsn_parse(o->datasource, &s->dsn, err);
     if (rc)
         goto fail;
@@ -184,13 +215,18 @@ static asbp_code source_new(asbp_ctx *ctx, const asbp_options *o, const char *ta
     if (rc)
         goto fail;
     /* One cluster state per original DataSource, shared by option sets. */
-    s->cluster = asbp_ctx_cluster(ctx, o->datasource);
+    if (cluster_key(ckey, o->datasource) < 0)
+        goto nokey;
+    s->cluster = asbp_ctx_cluster(ctx, ckey);
     if (!s->cluster || asbp_ctx_keep(ctx, s->key, s, source_free_cb) < 0)
         goto nomem;
     *out = s;
     return ASBP_OK;
 nomem:
     rc = asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
+    goto fail;
+nokey:
+    rc = no_key(err);
 fail:
     asbp_source_free(s);
     return rc;
@@ -199,22 +235,20 @@ fail:
 asbp_code asbp_source_get(asbp_ctx *ctx, const asbp_options *o,
                           asbp_source **out, asbp_err *err)
 {
-    asbp_buf key = ASBP_BUF_INIT;
+    char key[ASBP_FP_HEX + 1];
     asbp_source *s;
     asbp_code rc;
     const char *table = o->table && *o->table ? o->table : "sessions";
 
     *out = NULL;
-    source_key(&key, o, table);
-    if (!key.data)
-        return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
-    s = asbp_ctx_find_kept(ctx, key.data);
+    if (source_key(key, o, table) < 0)
+        return no_key(err);
+    s = asbp_ctx_find_kept(ctx, key);
     if (s) {
-        asbp_buf_free(&key);
         *out = s;
         return ASBP_OK;
     }
-    rc = source_new(ctx, o, table, asbp_buf_steal(&key), &s, err);
+    rc = source_new(ctx, o, table, key, &s, err);
     if (rc)
         return rc;
     if (s->nurls && !s->verify_ssl)
@@ -237,10 +271,7 @@ void asbp_source_free(asbp_source *s)
     asbp_dsn_free(s->dsn);
     free(s->key);
     free(s->user);
-    if (s->password) {
-        memset(s->password, 0, strlen(s->password));
-        free(s->password);
-    }
+    asbp_secret_free(s->password);
     asbp_table_clear(&s->table);
     free(s->ca_file);
     free(s->ca_path);

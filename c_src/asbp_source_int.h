@@ -24,7 +24,7 @@ struct asbp_source {
     char *key;                 /* owned: identity of the option set */
     asbp_dsn *dsn;             /* owned */
     char *user;                /* owned, NULL: none */
-    char *password;            /* owned, NULL: none; never printed */
+    char *password;            /* owned (asbp_secret_dup), NULL: none; never printed */
     asbp_table table;          /* owned: name, SQL form, statements */
     int64_t connect_ms, failover_ms, query_ms;
     char **urls;               /* owned */
