@@ -147,13 +147,18 @@ static int clean_net(const unsigned char *addr, size_t nbytes, int bits)
 
 /* ---- the explicit list ------------------------------------------------ */
 
+#define SHOW_MAX 120   /* bytes of an entry quoted in a message */
+
 static asbp_code bad(asbp_err *err, const char *p, size_t n, const char *why)
 {
-    char shown[128];
-    size_t i, k = n < sizeof shown - 4 ? n : sizeof shown - 4;
-    for (i = 0; i < k; i++)   /* never a control character in a message */
+    char shown[SHOW_MAX + 4];
+    size_t i;
+    for (i = 0; i < n && i < SHOW_MAX; i++)   /* never a control character */
         shown[i] = (unsigned char)p[i] < 0x20 || p[i] == 0x7f ? '?' : p[i];
-    memcpy(shown + k, k < n ? "..." : "", k < n ? 4 : 1);
+    if (n > SHOW_MAX)
+        memcpy(shown + i, "...", 4);
+    else
+        shown[i] = '\0';
     return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
                         "invalid %s entry '%s': %s", ASBP_ALLOW_OPTION, shown, why);
 }

@@ -245,6 +245,7 @@ my $fport = $fake->port;
     like( join( '', @warn, $log ), qr/PatroniAllowedHosts/, 'DESTROY: the save fails the same way' );
     is( $fake->connections('tcp'), 0, '  the foreign server still received no connection' );
     is_deeply( [ $fake->passwords ], [], '  nor any password' );
+    unlike( "$err$log@warn", qr/\Q$PW\E|\Q$FakePatroni::PASSWORD\E/, '  no password in any message' );
 
     # Allowed explicitly, by address and by range: it is used.
     for my $allow ( '127.0.0.2', '127.0.0.0/30', 'db.example.org, ::ffff:127.0.0.2' ) {

@@ -189,6 +189,15 @@ static void test_malformed(void)
     like_str(msg, "entry '10.0.0.0/33'", "the message names the entry, not the list");
     like_str(refusal("a\0b", 3), "entry 'a?b'", "a NUL is refused and never printed raw");
     unlike_str(refusal("/tmp/\x1b[31m", 10), "\x1b", "no control character in a message");
+    {
+        char longname[301];
+        memset(longname, 'x', 300);
+        longname[0] = '!';
+        longname[300] = '\0';
+        snprintf(msg, sizeof msg, "%s", refusal(longname, 300));
+        like_str(msg, "xxx...': a host name", "a long entry is shortened in the message");
+        ok(strlen(msg) < 250, "  to a bounded length");
+    }
     is_int(asbp_allow_parse(a, "db1 10.0.0.0/8", 14, &e), ASBP_OK, "a good list added");
     is_int(asbp_allow_parse(a, "db2 10.0.0.1/8", 14, &e), ASBP_E_USAGE, "a bad list refused");
     is_int(asbp_allow_count(a), 2, "  nothing of it added");
