@@ -13,7 +13,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use File::Temp qw(tempdir);
+use File::Temp ();
 use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::UNIX;
@@ -176,7 +176,7 @@ sub args {
 # STDERR (the module's messages) of code, with what it died of.
 sub run_logged {
     my ($code) = @_;
-    my $f = "/tmp/asbp-t37-$$.log";
+    my ( undef, $f ) = File::Temp::tempfile( 'asbp-t37-XXXXXX', TMPDIR => 1, UNLINK => 1 );
     open my $save, '>&', \*STDERR or die;
     open STDERR, '>', $f or die;
     my $ok = eval { $code->(); 1 };
