@@ -11,17 +11,54 @@
 #include <string.h>
 #include <unistd.h>
 
-static void members_text(const asbp_cluster *c, char *buf, size_t n)
+/* The members last seen whose host is allowed, as text; their number. */
+static size_t members_text(const asbp_source *s, char *buf, size_t n)
 {
-    size_t i, off = 0;
+    const asbp_cluster *c = s->cluster;
+    size_t i, off = 0, k = 0;
     buf[0] = '\0';
-    for (i = 0; i < asbp_cluster_member_count(c) && off < n; i++) {
-        int w = snprintf(buf + off, n - off, "%s%s:%d", i ? ", " : "",
-                         asbp_cluster_member_host(c, i), asbp_cluster_member_port(c, i));
-        if (w < 0)
-            break;
-        off += (size_t)w;
+    for (i = 0; i < asbp_cluster_member_count(c); i++) {
+        const char *h = asbp_cluster_member_host(c, i);
+        int w;
+        if (!asbp_allow_match(s->allow, h))
+            continue;
+        k++;
+        if (off >= n)
+            continue;
+        w = snprintf(buf + off, n - off, "%s%s:%d", off ? ", " : "", h,
+                     asbp_cluster_member_port(c, i));
+        if (w > 0)
+            off += (size_t)w;
     }
+    return k;
+}
+
+/* Says which members of an answer are not allowed (they are kept in the
+ * cluster state, shared with the option sets of the same DataSource, but
+ * this source never connects to them: see asbp_route and asbp_watch). */
+static void report_members(const asbp_source *s, const asbp_discovery_result *res)
+{
+    char list[512];
+    size_t i, off = 0, k = 0;
+    const asbp_topology *t = res->topology;
+    for (i = 0; t && i < t->n; i++) {
+        const asbp_member *m = &t->members[i];
+        int w;
+        if (!m->host || m->port <= 0 || asbp_allow_match(s->allow, m->host))
+            continue;
+        k++;
+        if (off >= sizeof list)
+            continue;
+        w = snprintf(list + off, sizeof list - off, "%s%s:%d", off ? ", " : "", m->host, m->port);
+        if (w > 0)
+            off += (size_t)w;
+    }
+    if (k)
+        asbp_log(asbp_ctx_logger(s->ctx), ASBP_LOG_WARN,
+                 "DataSource %s: Patroni endpoint %s lists %lu member%s whose host is "
+                 "not allowed (%s): never connected to; hosts allowed are those of "
+                 "DataSource and PatroniUrl, and %s", asbp_dsn_display(s->dsn),
+                 res->endpoint, (unsigned long)k, k > 1 ? "s" : "", list, ASBP_ALLOW_OPTION);
 }
 
 static void remember_members(asbp_source *s, const asbp_topology *t, int64_t now)
@@ -49,16 +86,19 @@ static asbp_code fall_back(asbp_source *s, const char *why, int64_t now)
     int64_t age;
     char members[512];
     const asbp_logger *lg = asbp_ctx_logger(s->ctx);
+    size_t nmembers = members_text(s, members, sizeof members);
 
-    members_text(s->cluster, members, sizeof members);
-    if (asbp_cluster_leader(s->cluster, now, s->p_ttl_ms, &h, &p, &age)) {
+    /* A leader cached under another option set of this DataSource may not
+     * be allowed here. */
+    if (asbp_cluster_leader(s->cluster, now, s->p_ttl_ms, &h, &p, &age)
+        && asbp_allow_match(s->allow, h)) {
         asbp_log(lg, ASBP_LOG_WARN, "%s for DataSource %s, using cached leader "
                  "%s:%d (%llds old)", why, asbp_dsn_display(s->dsn), h, p,
                  (long long)(age / 1000));
-        s->use_members = asbp_cluster_member_count(s->cluster) > 0;
+        s->use_members = nmembers > 0;
         return ASBP_OK;
     }
-    if (asbp_cluster_member_count(s->cluster)) {
+    if (nmembers) {
         asbp_log(lg, ASBP_LOG_WARN, "%s for DataSource %s and no cached leader: "
                  "trying the members last seen (%s) for a writable one",
                  why, asbp_dsn_display(s->dsn), members);
@@ -98,10 +138,34 @@ asbp_code asbp_source_discover_now(const asbp_source *s, asbp_discovery_result *
                          asbp_ctx_logger(s->ctx), res, err);
 }
 
+/*
+ * The API named a leader whose host is not allowed: a bad answer, not used
+ * at all (neither its leader nor its members), counted as an API failure.
+ * The breaker is not tripped: the falling back it would cause hides the
+ * refusal (the operation would end on another error); the operation keeps
+ * asking, watching the members it may use, until FailoverTimeout.
+ */
+static asbp_code refuse_leader(asbp_source *s, const asbp_discovery_result *res,
+                               asbp_err *err)
+{
+    asbp_cluster_count(s->cluster, ASBP_COUNT_API_FAILURES);
+    asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_FAILOVER,
+                 "DataSource %s: Patroni endpoint %s names leader %s:%d, a host that is "
+                 "not allowed: not connected to (hosts allowed are those of DataSource "
+                 "and PatroniUrl, and %s; list it there if it is one of your servers)",
+                 asbp_dsn_display(s->dsn), res->endpoint, res->leader_host,
+                 res->leader_port, ASBP_ALLOW_OPTION);
+    asbp_log(asbp_ctx_logger(s->ctx), ASBP_LOG_WARN, "%s", err->msg);
+    return ASBP_E_DISCOVERY;
+}
+
 /* The API named a leader: it is the target now. */
 static asbp_code found_leader(asbp_source *s, const asbp_discovery_result *res,
                               int64_t now, asbp_err *err)
 {
+    if (!asbp_allow_match(s->allow, res->leader_host))
+        return refuse_leader(s, res, err);
+    report_members(s, res);
     remember_members(s, res->topology, now);
     if (asbp_cluster_set_leader(s->cluster, res->leader_host, res->leader_port, now) < 0)
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
@@ -118,6 +182,7 @@ static asbp_code no_leader_yet(asbp_source *s, const asbp_discovery_result *res,
                                int64_t now, asbp_err *err)
 {
     asbp_cluster_count(s->cluster, ASBP_COUNT_TRANSITIONS);
+    report_members(s, res);
     remember_members(s, res->topology, now);
     asbp_cluster_forget_leader(s->cluster);
     s->use_members = 0;

@@ -1,4 +1,5 @@
 #include "asbp_options.h"
+#include "asbp_allow.h"
 
 #include <math.h>
 #include <string.h>
@@ -8,7 +9,8 @@ typedef enum opt_kind {
     OPT_STRING,    /* const char *, borrowed */
     OPT_ALIAS,     /* const char *, used when the main name gave none */
     OPT_SECONDS,   /* int64_t milliseconds */
-    OPT_TRUTH      /* int: 0 or 1 */
+    OPT_TRUTH,     /* int: 0 or 1 */
+    OPT_HOSTS      /* const char *, borrowed, entries checked */
 } opt_kind;
 
 typedef struct opt_def {
@@ -33,6 +35,7 @@ static const opt_def defs[] = {
     DEF("QueryTimeout", OPT_SECONDS, query_timeout_ms),
     DEF("PatroniUrl", OPT_STRING, patroni_urls),
     DEF("patroniUrl", OPT_ALIAS, patroni_urls),
+    DEF("PatroniAllowedHosts", OPT_HOSTS, patroni_allowed_hosts),
     DEF("PatroniTimeout", OPT_SECONDS, patroni_timeout_ms),
     DEF("PatroniCacheTTL", OPT_SECONDS, patroni_cache_ttl_ms),
     DEF("PatroniCircuitBreakerDelay", OPT_SECONDS, patroni_breaker_ms),
@@ -271,6 +274,11 @@ asbp_code asbp_options_set_at(asbp_options *o, size_t i, const char *value,
             break;
         /* fall through */
     case OPT_STRING:
+        *(const char **)(void *)field = value;
+        break;
+    case OPT_HOSTS:
+        if (asbp_allow_parse(NULL, value, len, err) != ASBP_OK)
+            return err->code;
         *(const char **)(void *)field = value;
         break;
     case OPT_SECONDS:

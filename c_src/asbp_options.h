@@ -36,6 +36,7 @@ typedef struct asbp_options {
     int64_t failover_timeout_ms;      /* <= 0: default */
     int64_t query_timeout_ms;         /* <= 0: default */
     const char *patroni_urls;         /* comma/space separated; NULL: none */
+    const char *patroni_allowed_hosts; /* checked (asbp_allow.h); NULL: none */
     int64_t patroni_timeout_ms;       /* <= 0: default */
     int64_t patroni_cache_ttl_ms;     /* <= 0: default */
     int64_t patroni_breaker_ms;       /* <= 0: default */
@@ -68,6 +69,8 @@ const char *asbp_options_name(size_t i, size_t *len);
  *     allowed, as Perl's numbers), from 0 to ASBP_OPTION_MAX_SECONDS,
  *     kept in milliseconds (rounded);
  *   - truth: false for "" and "0", true otherwise (as Perl's);
+ *   - a host list (PatroniAllowedHosts): a string, its entries checked now
+ *     (asbp_allow_parse);
  *   - refused (Handle): an error, with or without a value.
  * An undefined value leaves the option at its default.  ASBP_E_USAGE with
  * the message for the user on a bad value; the option is left unchanged.

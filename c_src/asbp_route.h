@@ -4,7 +4,9 @@
  * A route is the inputs (the DataSource, the credentials, the cached leader
  * and the members to try); asbp_route_target turns it into the libpq
  * parameters, a label for messages and the pool key (a value in the
- * target, nothing else is changed).  Pure: no I/O, no clock.
+ * target, nothing else is changed).  A leader or member whose host is not
+ * in the route's allow list is left out (the caller reports it: see
+ * asbp_failover.c).  Pure: no I/O, no clock.
  *
  * asbp_route_cache remembers the pool key of the last route built, so that
  * the hot path (a pooled connection for an unchanged route) builds nothing;
@@ -15,6 +17,7 @@
 
 #include <stddef.h>
 
+#include "asbp_allow.h"
 #include "asbp_buf.h"
 #include "asbp_cluster.h"
 #include "asbp_conn.h"
@@ -34,6 +37,8 @@ typedef struct asbp_route {
     const char *leader_host;       /* cached leader, NULL: none */
     int leader_port;
     const asbp_cluster *members;   /* members last seen to add, NULL: none */
+    const asbp_allow *allow;       /* hosts the leader and members may
+                                      have; NULL: none (neither is used) */
 } asbp_route;
 
 typedef struct asbp_target {

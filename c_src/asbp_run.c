@@ -189,7 +189,10 @@ static asbp_code find_leader(run_state *rs, asbp_conn **conn, asbp_err *err)
             *err = ferr;
             return rc;
         }
-        rs->last = ferr;
+        /* "Patroni API not asked" (no time left) tells nothing new: the
+         * error of the last answer (or connection) is the one to report. */
+        if (rc != ASBP_E_TIMEOUT)
+            rs->last = ferr;
         if (!rs->backoff)
             rs->backoff = BACKOFF_FIRST_MS;
     }

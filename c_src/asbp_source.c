@@ -67,6 +67,7 @@ static int source_key(char key[ASBP_FP_HEX + 1], const asbp_options *o, const ch
     put_num(&f, "ft", o->failover_timeout_ms);
     put_num(&f, "qt", o->query_timeout_ms);
     put_field(&f, "pu", o->patroni_urls);
+    put_field(&f, "ah", o->patroni_allowed_hosts);
     put_num(&f, "pt", o->patroni_timeout_ms);
     put_num(&f, "pc", o->patroni_cache_ttl_ms);
     put_num(&f, "pb", o->patroni_breaker_ms);
@@ -127,6 +128,37 @@ static int split_urls(asbp_source *s, const char *list)
         p = e;
     }
     return 0;
+}
+
+/*
+ * The hosts an API answer may name: those of the DataSource (host and
+ * hostaddr lists) and of the PatroniUrl endpoints, and PatroniAllowedHosts
+ * (already checked by asbp_options; an error here is out of memory, or a
+ * caller that did not go through asbp_options).  The DataSource itself is
+ * always used as written (without a host: libpq's default socket).
+ */
+static asbp_code build_allow(asbp_source *s, const asbp_options *o, asbp_err *err)
+{
+    static const char *const keys[] = { "host", "hostaddr" };
+    char host[256];
+    const char *v;
+    size_t i;
+    s->allow = asbp_allow_new();   /* freed in asbp_source_free */
+    if (!s->allow)
+        goto nomem;
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if ((v = asbp_dsn_get(s->dsn, keys[i])) != NULL && asbp_allow_add_hosts(s->allow, v) < 0)
+            goto nomem;
+    for (i = 0; i < s->nurls; i++)
+        if (asbp_allow_url_host(s->urls[i], host, sizeof host)
+            && asbp_allow_add_hosts(s->allow, host) < 0)
+            goto nomem;
+    if (!o->patroni_allowed_hosts)
+        return ASBP_OK;
+    return asbp_allow_parse(s->allow, o->patroni_allowed_hosts,
+                            strlen(o->patroni_allowed_hosts), err);
+nomem:
+    return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
 }
 
 /* Every DataSource key must be a libpq connection parameter, and leave
@@ -212,6 +244,8 @@ static asbp_code source_new(asbp_ctx *ctx, const asbp_options *o, const char *ta
     if (set_options(s, o) < 0)
         goto nomem;
     rc = check_dsn(s->dsn, err);
+    if (rc == ASBP_OK)
+        rc = build_allow(s, o, err);
     if (rc)
         goto fail;
     /* One cluster state per original DataSource, shared by option sets. */
@@ -279,6 +313,7 @@ void asbp_source_free(asbp_source *s)
     free(s->key_file);
     asbp_route_cache_clear(&s->route);
     asbp_watches_close(&s->watches);
+    asbp_allow_free(s->allow);
     free(s);
 }
 
@@ -310,10 +345,14 @@ void asbp_source_route(const asbp_source *s, asbp_route *r)
     r->dsn = s->dsn;
     r->user = s->user;
     r->password = s->password;
+    r->allow = s->allow;
     r->leader_host = NULL;
     r->leader_port = 0;
-    if (s->nurls && !asbp_cluster_leader(s->cluster, asbp_ctx_now(s->ctx), s->p_ttl_ms,
-                                         &r->leader_host, &r->leader_port, NULL))
+    /* The cluster state is shared by the option sets of one DataSource:
+     * its leader may have been found under another allow list. */
+    if (s->nurls && (!asbp_cluster_leader(s->cluster, asbp_ctx_now(s->ctx), s->p_ttl_ms,
+                                          &r->leader_host, &r->leader_port, NULL)
+                     || !asbp_allow_match(s->allow, r->leader_host)))
         r->leader_host = NULL;
     r->members = s->nurls && s->use_members ? s->cluster : NULL;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "asbp_allow.h"
 #include "asbp_cluster.h"
 #include "asbp_conn.h"
 #include "asbp_ctx.h"
@@ -32,14 +33,16 @@ struct asbp_source {
     int64_t p_timeout_ms, p_ttl_ms, p_breaker_ms;
     int verify_ssl;
     char *ca_file, *ca_path, *cert_file, *key_file;   /* owned */
+    asbp_allow *allow;         /* owned: hosts an API answer may name */
     int use_members;           /* route: add the members last seen */
     asbp_cluster *cluster;     /* borrowed from the context */
     asbp_route_cache route;    /* owned: pool key of the last route */
     asbp_watches watches;      /* owned: promotion watches of a failover */
 };
 
-/* The current route: the cached leader (when Patroni is used and it is
- * fresh) and the members when the failover asked for them. */
+/* The current route: the cached leader (when Patroni is used, it is
+ * fresh and its host allowed) and the members when the failover asked for
+ * them (the route keeps only the allowed ones). */
 void asbp_source_route(const struct asbp_source *s, asbp_route *r);
 /* Makes c a connection of the current route (pooled under its key):
  * 0, or -1 out of memory (c unchanged). */

@@ -46,10 +46,22 @@ static int watch_target(const asbp_route *route, const struct asbp_watch *w,
     return 0;
 }
 
+/* The members to watch: those whose host the route allows (at most
+ * MAX_WATCHES), by index into members.  Their number. */
+static size_t allowed_members(const asbp_route *route, const asbp_cluster *members,
+                              size_t idx[MAX_WATCHES])
+{
+    size_t i, n = 0;
+    for (i = 0; i < asbp_cluster_member_count(members) && n < MAX_WATCHES; i++)
+        if (asbp_allow_match(route->allow, asbp_cluster_member_host(members, i)))
+            idx[n++] = i;
+    return n;
+}
+
 void asbp_watches_open(asbp_watches *ws, const asbp_route *route,
                        const asbp_cluster *members, asbp_ctx *ctx)
 {
-    size_t i, n = asbp_cluster_member_count(members);
+    size_t i, n, idx[MAX_WATCHES];
     asbp_target t[MAX_WATCHES];
     asbp_connparams p[MAX_WATCHES];
     asbp_conn *c[MAX_WATCHES];
@@ -57,10 +69,11 @@ void asbp_watches_open(asbp_watches *ws, const asbp_route *route,
 
     if (ws->n && ws->gen != asbp_cluster_members_gen(members))
         asbp_watches_close(ws);     /* the members changed since */
-    if (ws->n || !n)
+    if (ws->n)
         return;
-    if (n > MAX_WATCHES)
-        n = MAX_WATCHES;
+    n = allowed_members(route, members, idx);
+    if (!n)
+        return;
     ws->w = calloc(n, sizeof *ws->w);   /* freed in asbp_watches_close */
     if (!ws->w)
         return;
@@ -68,8 +81,8 @@ void asbp_watches_open(asbp_watches *ws, const asbp_route *route,
     ws->gen = asbp_cluster_members_gen(members);
     for (i = 0; i < n; i++) {
         struct asbp_watch *w = &ws->w[i];
-        snprintf(w->host, sizeof w->host, "%s", asbp_cluster_member_host(members, i));
-        w->port = asbp_cluster_member_port(members, i);
+        snprintf(w->host, sizeof w->host, "%s", asbp_cluster_member_host(members, idx[i]));
+        w->port = asbp_cluster_member_port(members, idx[i]);
         if (watch_target(route, w, pbuf[i], sizeof pbuf[i], &t[i], &p[i]) < 0)
             p[i].keys = NULL;   /* as if it could not connect */
     }

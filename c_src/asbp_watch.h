@@ -36,7 +36,8 @@ typedef struct asbp_watches {
 
 /*
  * Opens (once per failover, again when the members changed) a plain
- * connection to every member of members, all at once, for at most 500 ms.
+ * connection to every member of members whose host route->allow allows
+ * (the others are never connected to), all at once, for at most 500 ms.
  * The parameters are those of route (credentials, options) with the
  * member's host and port.
  */

@@ -42,7 +42,7 @@ static void test_names(void)
 {
     size_t i, n = asbp_options_count(), len = 0;
     const char *first = asbp_options_name(0, &len);
-    is_int(n, 19, "19 option names");
+    is_int(n, 20, "20 option names");
     is_str(first, "Handle", "Handle is checked first");
     is_int(len, 6, "with its length");
     ok(asbp_options_name(n, NULL) == NULL, "no name past the end");
@@ -224,6 +224,32 @@ static void test_refused(void)
     is_int(asbp_options_set_at(&o, 0, NULL, 0, &e), ASBP_E_USAGE, "by index 0: refused");
 }
 
+static void test_allowed_hosts(void)
+{
+    asbp_options o;
+    const char *good = "db1.example.org, 10.0.0.0/8 ::1 /run/pg @pg";
+    asbp_options_init(&o);
+    ok(o.patroni_allowed_hosts == NULL, "PatroniAllowedHosts: none at first");
+    is_int(set(&o, "PatroniAllowedHosts", NULL), ASBP_OK, "PatroniAllowedHosts undef: accepted");
+    ok(o.patroni_allowed_hosts == NULL, "PatroniAllowedHosts undef: left unset");
+    is_int(set(&o, "PatroniAllowedHosts", good), ASBP_OK, "PatroniAllowedHosts: a good list");
+    ok(o.patroni_allowed_hosts == good, "PatroniAllowedHosts: the value is kept (borrowed)");
+    is_int(set(&o, "PatroniAllowedHosts", ""), ASBP_OK, "PatroniAllowedHosts '': accepted");
+    is_int(set(&o, "PatroniAllowedHosts", "db1 10.0.0.1/33"), ASBP_E_USAGE,
+           "PatroniAllowedHosts with a malformed entry: refused");
+    is_str(e.msg, "invalid PatroniAllowedHosts entry '10.0.0.1/33': the prefix length of an "
+           "IPv4 range is 0 to 32", "  the message names the option and the entry");
+    is_int(e.eclass, ASBP_EC_REPORT, "  an error to report");
+    ok(o.patroni_allowed_hosts != NULL && *o.patroni_allowed_hosts == '\0',
+       "  the option is unchanged");
+    is_int(set(&o, "PatroniAllowedHosts", "*.example.org"), ASBP_E_USAGE, "a wildcard: refused");
+    is_int(set(&o, "PatroniAllowedHosts", "db:5432"), ASBP_E_USAGE, "host:port: refused");
+    asbp_err_clear(&e);
+    is_int(asbp_options_set(&o, "PatroniAllowedHosts", "db\0x", 4, &e), ASBP_E_USAGE,
+           "a NUL inside: refused (the value is read by its length)");
+    is_int(set(&o, "patroniAllowedHosts", "*"), ASBP_OK, "another spelling: ignored");
+}
+
 static void test_other(void)
 {
     asbp_options o;
@@ -245,6 +271,7 @@ int main(void)
     test_numbers();
     test_truth();
     test_refused();
+    test_allowed_hosts();
     test_other();
     return tap_done();
 }

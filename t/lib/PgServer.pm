@@ -135,6 +135,7 @@ sub new {
         fsync    => $opt{fsync} // 0,
         host_auth => $opt{host_auth} || 'scram-sha-256',
         settings => $opt{settings} || {},
+        listen   => $opt{listen} || '127.0.0.1',    # a loopback address to listen on
     }, $class;
     mkdir $self->{sock};
     if ( $> == 0 ) {
@@ -158,7 +159,7 @@ sub new {
 sub start {
     my ($self) = @_;
     my @o = (
-        "-p $self->{port}", "-k $self->{sock}", "-h 127.0.0.1",
+        "-p $self->{port}", "-k $self->{sock}", "-h $self->{listen}",
         '-c shared_buffers=32MB', '-c max_connections=200',
         '-c fsync=' . ( $self->{fsync} ? 'on' : 'off' ),
         map { "-c $_=$self->{settings}{$_}" } sort keys %{ $self->{settings} }
@@ -217,7 +218,7 @@ sub port     { $_[0]{port} }
 sub user     { $_[0]{user} }
 sub password { $_[0]{password} }
 sub dbname   { $_[0]{dbname} }
-sub dsn      { "dbi:Pg:dbname=$_[0]{dbname};host=127.0.0.1;port=$_[0]{port}" }
+sub dsn      { "dbi:Pg:dbname=$_[0]{dbname};host=$_[0]{listen};port=$_[0]{port}" }
 
 sub options {
     my ($self) = @_;

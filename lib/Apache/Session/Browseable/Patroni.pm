@@ -245,6 +245,35 @@ The Patroni REST API endpoints (C<http(s)://host:8008/cluster>), separated by
 commas or spaces, preferred (local) first.  Without it the module only
 reconnects to the DataSource as configured.
 
+=item PatroniAllowedHosts
+
+The hosts, besides those of C<DataSource> (its C<host> and C<hostaddr>) and
+of the C<PatroniUrl> endpoints, that a Patroni answer may name as the leader
+or as a member: host names, IPv4 and IPv6 addresses and CIDR ranges
+(C<10.0.0.0/8>, C<2001:db8::/32>), separated by commas or spaces.  For
+deployments whose API and PostgreSQL addresses differ, e.g.
+C<< PatroniAllowedHosts => 'pg1.example.org pg2.example.org 10.1.2.0/24' >>.
+
+An API answer decides where the password is sent: the module never
+connects, for a leader, a promotion watch or a member last seen, to a host
+that is not allowed.  An answer naming such a leader is a bad answer: it is
+not used (nor its members), it counts as an API failure, and the operation
+fails after C<FailoverTimeout> with a message naming the host, the endpoint
+and this option; members on such hosts are left out, with a message.  The
+C<DataSource> itself is always used as written (without a host: libpq's
+default socket).
+
+Hosts are compared as written, without DNS (a name resolved there would be
+no stronger than the answer it checks): names without regard to case,
+addresses in any spelling (C<::1> is C<0:0:0:0:0:0:0:1>, an IPv4-mapped
+IPv6 address is the IPv4 address), and a name never matches an address.  A
+Unix-socket directory (C</run/postgresql>) or an abstract socket
+(C<@name>) is allowed only when listed here, as written: libpq never uses
+TLS on a socket.  A malformed entry (C<10.0.0.1/33>, C<host:5432>,
+C<*.example.org>, bits set past a CIDR prefix) is refused when the options
+are read.  Hosts that only a C<service> file names are not known: list
+them here.
+
 =item PatroniTimeout (default 3)
 
 The deadline of one discovery round: every endpoint is asked at once.

@@ -1,0 +1,3 @@
+use lib 't/lib';
+use CTest;
+CTest::run('test_allow');
