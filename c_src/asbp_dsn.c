@@ -99,44 +99,75 @@ static int scan_pair(const char *p, pair_span *ps)
     return 1;
 }
 
-static int is_password_key(const pair_span *ps)
+/*
+ * The keys whose values are shown in messages: libpq's connection
+ * parameters that never hold a secret, and DBD::Pg's aliases of dbname.
+ * Any other key (a "password" in any spelling, "sslpassword", a key from
+ * a newer libpq, a misspelt key) has its value masked: when in doubt,
+ * mask.
+ */
+static const char *const shown_keys[] = {
+    "application_name", "channel_binding", "client_encoding", "connect_timeout",
+    "database", "db", "dbname", "fallback_application_name", "gssencmode",
+    "gsslib", "host", "hostaddr", "keepalives", "keepalives_count",
+    "keepalives_idle", "keepalives_interval", "krbsrvname", "load_balance_hosts",
+    "options", "passfile", "port", "replication", "require_auth", "requirepeer",
+    "service", "ssl_max_protocol_version", "ssl_min_protocol_version", "sslcert",
+    "sslcertmode", "sslcompression", "sslcrl", "sslcrldir", "sslkey", "sslmode",
+    "sslnegotiation", "sslrootcert", "sslsni", "target_session_attrs",
+    "tcp_user_timeout", "user",
+};
+
+/* True when the value of key (klen bytes, any case) may hold a secret. */
+static int is_secret_key(const char *key, size_t klen)
 {
-    return ps->klen == 8 && strncasecmp(ps->key, "password", 8) == 0;
+    size_t i;
+    for (i = 0; i + 8 <= klen; i++)
+        if (strncasecmp(key + i, "password", 8) == 0)
+            return 1;
+    for (i = 0; i < sizeof shown_keys / sizeof shown_keys[0]; i++)
+        if (strlen(shown_keys[i]) == klen && strncasecmp(shown_keys[i], key, klen) == 0)
+            return 0;
+    return 1;
+}
+
+/* A masked pair: "password=***" for the password (in any case, as the
+ * parser folds it), else the key as written and "=***". */
+static void put_masked(asbp_buf *out, const char *key, size_t klen)
+{
+    if (klen == 8 && strncasecmp(key, "password", 8) == 0)
+        asbp_buf_puts(out, "password");
+    else
+        asbp_buf_append(out, key, klen);
+    asbp_buf_puts(out, "=***");
 }
 
 /*
  * Text that is not a valid DataSource (from start on): hides the value
- * after every "password=" that begins where a key could (the start, after
- * a separator, a ':' or a closing quote).  When in doubt, masks too much.
+ * after every "key=" that begins where a key could (the start, after a
+ * separator, a ':' or a closing quote) unless the key is one whose values
+ * are shown; an unterminated quoted value is hidden to the end.  When in
+ * doubt, masks too much.
  */
 static void mask_loose(const char *start, asbp_buf *out)
 {
     const char *p = start;
     while (*p) {
         if ((p == start || is_sep(p[-1]) || p[-1] == ':' || p[-1] == '\'')
-            && strncasecmp(p, "password", 8) == 0) {
-            const char *q = p + 8;
-            while (*q == ' ' || *q == '\t')
-                q++;
-            if (*q == '=') {
-                q++;
-                while (*q == ' ' || *q == '\t')
-                    q++;
-                if (*q == '\'') {
-                    q++;
-                    while (*q && *q != '\'') {
-                        if (*q == '\\' && q[1])
-                            q++;
-                        q++;
-                    }
-                    if (*q == '\'')
-                        q++;
-                } else {
-                    while (*q && !is_sep(*q))
-                        q++;
-                }
-                asbp_buf_puts(out, "password=***");
-                p = q;
+            && is_keychar(*p)) {
+            pair_span ps;
+            int r = scan_pair(p, &ps);
+            if (r != 0 && is_secret_key(ps.key, ps.klen)) {
+                put_masked(out, ps.key, ps.klen);
+                if (r < 0)
+                    return;   /* unterminated quote: the rest is the value */
+                p = ps.end;
+                continue;
+            }
+            if (r == 0) {
+                /* Not a pair: the word as is (its end may start a key). */
+                asbp_buf_append(out, p, ps.klen ? ps.klen : 1);
+                p += ps.klen ? ps.klen : 1;
                 continue;
             }
         }
@@ -166,8 +197,8 @@ char *asbp_dsn_mask(const char *src, char *buf, size_t n)
             asbp_buf_append(&out, s0, (size_t)(p - s0));
             if (!*p || scan_pair(p, &ps) <= 0)
                 break;
-            if (is_password_key(&ps)) {
-                asbp_buf_puts(&out, "password=***");
+            if (is_secret_key(ps.key, ps.klen)) {
+                put_masked(&out, ps.key, ps.klen);
                 /* 'quoted'key=v: keep the next key apart from the mask. */
                 if (*ps.end && !is_sep(*ps.end))
                     asbp_buf_puts(&out, " ");
