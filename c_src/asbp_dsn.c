@@ -118,7 +118,6 @@ static const char *const shown_keys[] = {
     "tcp_user_timeout", "user",
 };
 
-/* True when the value of key (klen bytes, any case) may hold a secret. */
 static int is_secret_key(const char *key, size_t klen)
 {
     size_t i;
@@ -129,6 +128,11 @@ static int is_secret_key(const char *key, size_t klen)
         if (strlen(shown_keys[i]) == klen && strncasecmp(shown_keys[i], key, klen) == 0)
             return 0;
     return 1;
+}
+
+int asbp_dsn_key_is_secret(const char *key)
+{
+    return is_secret_key(key ? key : "", key ? strlen(key) : 0);
 }
 
 /* A masked pair: "password=***" for the password (in any case, as the
