@@ -401,7 +401,9 @@ static asbp_code do_op(asbp_store *st, opkind kind, const char *id,
 
 char *asbp_id_text(const char *id, size_t len, char *buf)
 {
-    size_t i, shown = len / 2 < 8 ? len / 2 : 8;
+    size_t i, shown = len / 2;
+    if (shown > 8)
+        shown = 8;
     for (i = 0; i < shown; i++) {
         unsigned char c = (unsigned char)id[i];
         buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
