@@ -147,6 +147,39 @@ static void put_masked(asbp_buf *out, const char *key, size_t klen)
 }
 
 /*
+ * The end of the words that continue an unquoted secret value ending at
+ * p: "password=my secret" (a space where DBD::Pg wanted a quoted value)
+ * leaves "secret" as a word that is not a pair, and a syntax error that
+ * would show it.  Those words, up to a ';' or a pair, are masked with the
+ * value; returns p when there are none.
+ */
+static const char *secret_tail(const char *p)
+{
+    for (;;) {
+        const char *w = p;
+        pair_span ps;
+        while (*w != ';' && is_sep(*w))
+            w++;
+        if (w == p || !*w || *w == ';' || scan_pair(w, &ps) != 0)
+            return p;   /* not a word (a ';', the end, a pair) */
+        while (*w && !is_sep(*w))
+            w++;
+        p = w;
+    }
+}
+
+/* A masked pair (ps, a secret): the mask, and the end of what it hides
+ * (the words that continue an unquoted value too). */
+static const char *put_masked_pair(asbp_buf *out, const pair_span *ps)
+{
+    const char *end = ps->quoted ? ps->end : secret_tail(ps->end);
+    put_masked(out, ps->key, ps->klen);
+    if (end != ps->end)
+        asbp_buf_puts(out, " ***");
+    return end;
+}
+
+/*
  * Text that is not a valid DataSource (from start on): hides the value
  * after every "key=" that begins where a key could (the start, after a
  * separator, a ':' or a closing quote) unless the key is one whose values
@@ -161,11 +194,12 @@ static void mask_loose(const char *start, asbp_buf *out)
             && is_keychar(*p)) {
             pair_span ps;
             int r = scan_pair(p, &ps);
-            if (r != 0 && is_secret_key(ps.key, ps.klen)) {
+            if (r < 0 && is_secret_key(ps.key, ps.klen)) {
                 put_masked(out, ps.key, ps.klen);
-                if (r < 0)
-                    return;   /* unterminated quote: the rest is the value */
-                p = ps.end;
+                return;   /* unterminated quote: the rest is the value */
+            }
+            if (r > 0 && is_secret_key(ps.key, ps.klen)) {
+                p = put_masked_pair(out, &ps);
                 continue;
             }
             if (r == 0) {
@@ -202,14 +236,14 @@ char *asbp_dsn_mask(const char *src, char *buf, size_t n)
             if (!*p || scan_pair(p, &ps) <= 0)
                 break;
             if (is_secret_key(ps.key, ps.klen)) {
-                put_masked(&out, ps.key, ps.klen);
+                p = put_masked_pair(&out, &ps);
                 /* 'quoted'key=v: keep the next key apart from the mask. */
-                if (*ps.end && !is_sep(*ps.end))
+                if (*p && !is_sep(*p))
                     asbp_buf_puts(&out, " ");
             } else {
                 asbp_buf_append(&out, ps.key, (size_t)(ps.end - ps.key));
+                p = ps.end;
             }
-            p = ps.end;
         }
     }
     mask_loose(p, &out);

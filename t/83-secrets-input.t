@@ -25,9 +25,10 @@ my $MISSPELT = 'Mz5!Rb_2cQ';      # pasword= (misspelt)
 my $UNKNOWN  = 'Uk6~Hf_3pL';      # frobnicate= (an unknown key)
 my $COMMA    = 'Cm8,Jx4_Pe9';     # a URL password with a comma
 my $TOKEN    = 'Tk9Yb2Qw7xRe';    # a URL user name alone: a token
+my $SPACED   = 'Sw2q Qk8_Rn6';    # an unquoted password with a space
 my $API_USER = 'apiuser';
 
-my @secrets = ( $SSLPW, $MYPW, $MISSPELT, $UNKNOWN, $COMMA, $TOKEN );
+my @secrets = ( $SSLPW, $MYPW, $MISSPELT, $UNKNOWN, $COMMA, $TOKEN, $SPACED );
 my @forbidden;
 for my $s (@secrets) {
     ( my $enc = $s ) =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
@@ -36,7 +37,7 @@ for my $s (@secrets) {
         push @forbidden, substr( $f, $_, 5 ) for 0 .. length($f) - 5;
     }
 }
-push @forbidden, split /,/, $COMMA;    # the halves the old split printed
+push @forbidden, split( /,/, $COMMA ), split( / /, $SPACED );    # the halves
 my %seen;
 @forbidden = grep { length >= 3 && !$seen{$_}++ } @forbidden;
 
@@ -116,6 +117,10 @@ scenario( 'a syntax error, then an unterminated sslpassword', qr/Invalid DataSou
     sub { tie_once( DataSource => "$ds;oops sslpassword='$SSLPW" ) } );
 scenario( 'another driver, misspelt', qr/Invalid DataSource.*dbi:Pg:/,
     sub { tie_once( DataSource => "dbi:mysql:dbname=x;pasword=$MISSPELT" ) } );
+scenario( 'an unquoted password with a space', qr/Invalid DataSource.*key=value/,
+    sub { tie_once( DataSource => "$ds;password=$SPACED;application_name=x" ) } );
+scenario( 'the same after a syntax error', qr/Invalid DataSource.*key=value/,
+    sub { tie_once( DataSource => "$ds;oops sslpassword=$SPACED" ) } );
 scenario( 'sslpassword on a dead server', qr/cannot connect to DataSource|FailoverTimeout/,
     sub { tie_once( DataSource => "$ds;sslpassword=$SSLPW" ) } );
 scenario( 'sslpassword in status()', qr/"datasource":"dbi:Pg:[^"]*sslpassword=\*\*\*/,

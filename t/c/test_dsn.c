@@ -34,11 +34,20 @@ static void secret_keys(void)
         { "dbi:Pg:oops pasword=abc", "dbi:Pg:oops pasword=***", "a syntax error, then misspelt" },
         { "dbi:Pg:oops sslpassword='a b", "dbi:Pg:oops sslpassword=***",
           "a syntax error, then an unterminated secret" },
-        { "dbi:Pg:oops x:pasword = abc y", "dbi:Pg:oops x:pasword=*** y",
+        { "dbi:Pg:oops x:pasword = abc y", "dbi:Pg:oops x:pasword=*** ***",
           "loose: after a colon, blanks around =" },
         { "dbi:mysql:db=x;pasword=abc", "dbi:mysql:db=x;pasword=***", "another driver" },
         { "nonsense token=abc", "nonsense token=***", "no prefix at all" },
         { "dbi:Pg:oops dbname='x", "dbi:Pg:oops dbname='x", "a shown key, unterminated" },
+        { "dbi:Pg:host=h;password=my secret words;port=1", "dbi:Pg:host=h;password=*** ***;port=1",
+          "an unquoted password with spaces: all its words" },
+        { "dbi:Pg:password=my secret host=h", "dbi:Pg:password=*** *** host=h",
+          "... up to the next pair" },
+        { "dbi:Pg:oops password=my secret;port=1", "dbi:Pg:oops password=*** ***;port=1",
+          "... after a syntax error too" },
+        { "dbi:Pg:password='my' secret", "dbi:Pg:password=*** secret",
+          "a quoted value ends at its quote" },
+        { "dbi:Pg:host=my secret", "dbi:Pg:host=my secret", "the words after a shown value are shown" },
     };
     size_t i;
     for (i = 0; i < sizeof c / sizeof c[0]; i++)
