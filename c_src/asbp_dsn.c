@@ -204,8 +204,8 @@ static void mask_loose(const char *start, asbp_buf *out)
             }
             if (r == 0) {
                 /* Not a pair: the word as is (its end may start a key). */
-                asbp_buf_append(out, p, ps.klen ? ps.klen : 1);
-                p += ps.klen ? ps.klen : 1;
+                asbp_buf_append(out, p, ps.klen);
+                p += ps.klen;
                 continue;
             }
         }
