@@ -62,7 +62,8 @@ typedef struct ep {
 
 /*
  * Where the password of a URL is: the text between the first ':' of the
- * userinfo and the '@' that ends it.  The userinfo ends at the last '@' of
+ * userinfo and the '@' that ends it, or the whole userinfo when it has no
+ * ':' (a user name alone is often a token).  The userinfo ends at the last '@' of
  * the authority (up to the first '/', '?' or '#'); when the authority has
  * none but the rest of the URL has one, that last '@' is taken instead, so
  * that a password holding a raw '/', '?' or '#' is still hidden.  When in
@@ -82,7 +83,7 @@ static int password_span(const char *url, size_t *off, size_t *len)
         return 0;
     colon = memchr(start, ':', (size_t)(at - start));
     if (!colon)
-        return 0;
+        colon = start - 1;   /* a user name alone (a token): all of it */
     *off = (size_t)(colon + 1 - url);
     *len = (size_t)(at - (colon + 1));
     return 1;

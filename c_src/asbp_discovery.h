@@ -63,7 +63,9 @@ typedef struct asbp_discovery_result {
     int64_t elapsed_ms;
 } asbp_discovery_result;
 
-/* Masks "user:password@" in a URL: writes into buf, returns buf. */
+/* Masks the credentials of a URL ("user:***@", or "***@" for a user name
+ * alone, often a token); control characters become '?'.  Writes into buf
+ * (size n), returns buf. */
 char *asbp_url_mask(const char *url, char *buf, size_t n);
 
 /*

@@ -99,44 +99,113 @@ static int scan_pair(const char *p, pair_span *ps)
     return 1;
 }
 
-static int is_password_key(const pair_span *ps)
+/*
+ * The keys whose values are shown in messages: libpq's connection
+ * parameters that never hold a secret, and DBD::Pg's aliases of dbname.
+ * Any other key (a "password" in any spelling, "sslpassword", a key from
+ * a newer libpq, a misspelt key) has its value masked: when in doubt,
+ * mask.
+ */
+static const char *const shown_keys[] = {
+    "application_name", "channel_binding", "client_encoding", "connect_timeout",
+    "database", "db", "dbname", "fallback_application_name", "gssencmode",
+    "gsslib", "host", "hostaddr", "keepalives", "keepalives_count",
+    "keepalives_idle", "keepalives_interval", "krbsrvname", "load_balance_hosts",
+    "options", "passfile", "port", "replication", "require_auth", "requirepeer",
+    "service", "ssl_max_protocol_version", "ssl_min_protocol_version", "sslcert",
+    "sslcertmode", "sslcompression", "sslcrl", "sslcrldir", "sslkey", "sslmode",
+    "sslnegotiation", "sslrootcert", "sslsni", "target_session_attrs",
+    "tcp_user_timeout", "user",
+};
+
+static int is_secret_key(const char *key, size_t klen)
 {
-    return ps->klen == 8 && strncasecmp(ps->key, "password", 8) == 0;
+    size_t i;
+    for (i = 0; i + 8 <= klen; i++)
+        if (strncasecmp(key + i, "password", 8) == 0)
+            return 1;
+    for (i = 0; i < sizeof shown_keys / sizeof shown_keys[0]; i++)
+        if (strlen(shown_keys[i]) == klen && strncasecmp(shown_keys[i], key, klen) == 0)
+            return 0;
+    return 1;
+}
+
+int asbp_dsn_key_is_secret(const char *key)
+{
+    return is_secret_key(key ? key : "", key ? strlen(key) : 0);
+}
+
+/* A masked pair: "password=***" for the password (in any case, as the
+ * parser folds it), else the key as written and "=***". */
+static void put_masked(asbp_buf *out, const char *key, size_t klen)
+{
+    if (klen == 8 && strncasecmp(key, "password", 8) == 0)
+        asbp_buf_puts(out, "password");
+    else
+        asbp_buf_append(out, key, klen);
+    asbp_buf_puts(out, "=***");
+}
+
+/*
+ * The end of the words that continue an unquoted secret value ending at
+ * p: "password=my secret" (a space where DBD::Pg wanted a quoted value)
+ * leaves "secret" as a word that is not a pair, and a syntax error that
+ * would show it.  Those words, up to a ';' or a pair, are masked with the
+ * value; returns p when there are none.
+ */
+static const char *secret_tail(const char *p)
+{
+    for (;;) {
+        const char *w = p;
+        pair_span ps;
+        while (*w != ';' && is_sep(*w))
+            w++;
+        if (w == p || !*w || *w == ';' || scan_pair(w, &ps) != 0)
+            return p;   /* not a word (a ';', the end, a pair) */
+        while (*w && !is_sep(*w))
+            w++;
+        p = w;
+    }
+}
+
+/* A masked pair (ps, a secret): the mask, and the end of what it hides
+ * (the words that continue an unquoted value too). */
+static const char *put_masked_pair(asbp_buf *out, const pair_span *ps)
+{
+    const char *end = ps->quoted ? ps->end : secret_tail(ps->end);
+    put_masked(out, ps->key, ps->klen);
+    if (end != ps->end)
+        asbp_buf_puts(out, " ***");
+    return end;
 }
 
 /*
  * Text that is not a valid DataSource (from start on): hides the value
- * after every "password=" that begins where a key could (the start, after
- * a separator, a ':' or a closing quote).  When in doubt, masks too much.
+ * after every "key=" that begins where a key could (the start, after a
+ * separator, a ':' or a closing quote) unless the key is one whose values
+ * are shown; an unterminated quoted value is hidden to the end.  When in
+ * doubt, masks too much.
  */
 static void mask_loose(const char *start, asbp_buf *out)
 {
     const char *p = start;
     while (*p) {
         if ((p == start || is_sep(p[-1]) || p[-1] == ':' || p[-1] == '\'')
-            && strncasecmp(p, "password", 8) == 0) {
-            const char *q = p + 8;
-            while (*q == ' ' || *q == '\t')
-                q++;
-            if (*q == '=') {
-                q++;
-                while (*q == ' ' || *q == '\t')
-                    q++;
-                if (*q == '\'') {
-                    q++;
-                    while (*q && *q != '\'') {
-                        if (*q == '\\' && q[1])
-                            q++;
-                        q++;
-                    }
-                    if (*q == '\'')
-                        q++;
-                } else {
-                    while (*q && !is_sep(*q))
-                        q++;
-                }
-                asbp_buf_puts(out, "password=***");
-                p = q;
+            && is_keychar(*p)) {
+            pair_span ps;
+            int r = scan_pair(p, &ps);
+            if (r < 0 && is_secret_key(ps.key, ps.klen)) {
+                put_masked(out, ps.key, ps.klen);
+                return;   /* unterminated quote: the rest is the value */
+            }
+            if (r > 0 && is_secret_key(ps.key, ps.klen)) {
+                p = put_masked_pair(out, &ps);
+                continue;
+            }
+            if (r == 0) {
+                /* Not a pair: the word as is (its end may start a key). */
+                asbp_buf_append(out, p, ps.klen);
+                p += ps.klen;
                 continue;
             }
         }
@@ -166,15 +235,15 @@ char *asbp_dsn_mask(const char *src, char *buf, size_t n)
             asbp_buf_append(&out, s0, (size_t)(p - s0));
             if (!*p || scan_pair(p, &ps) <= 0)
                 break;
-            if (is_password_key(&ps)) {
-                asbp_buf_puts(&out, "password=***");
+            if (is_secret_key(ps.key, ps.klen)) {
+                p = put_masked_pair(&out, &ps);
                 /* 'quoted'key=v: keep the next key apart from the mask. */
-                if (*ps.end && !is_sep(*ps.end))
+                if (*p && !is_sep(*p))
                     asbp_buf_puts(&out, " ");
             } else {
                 asbp_buf_append(&out, ps.key, (size_t)(ps.end - ps.key));
+                p = ps.end;
             }
-            p = ps.end;
         }
     }
     mask_loose(p, &out);

@@ -26,12 +26,23 @@ const char *asbp_dsn_value(const asbp_dsn *d, size_t i);
 /* NULL when absent. */
 const char *asbp_dsn_get(const asbp_dsn *d, const char *key);
 
-/* The DataSource as given, with any password value replaced by "***". */
+/*
+ * True when the values of key (any case) are masked in messages: any key
+ * containing "password" (password, sslpassword, ...), and any key that
+ * is not one of libpq's parameters known to hold no secret (a misspelt
+ * or unknown key, a parameter of a newer libpq).
+ */
+int asbp_dsn_key_is_secret(const char *key);
+
+/* The DataSource as given, with the value of every key that may hold a
+ * secret (asbp_dsn_key_is_secret) replaced by "***". */
 const char *asbp_dsn_display(const asbp_dsn *d);
 
 /*
- * Writes into buf (size n) the DataSource text with password values masked;
- * works on any text, parsable or not.  Returns buf.
+ * Writes into buf (size n) the DataSource text with the values of secret
+ * keys masked; works on any text, parsable or not (there, after a syntax
+ * error, any "key=" where a key may start is masked unless the key is a
+ * shown one, and an unterminated quoted value to the end).  Returns buf.
  */
 char *asbp_dsn_mask(const char *datasource, char *buf, size_t n);
 

@@ -255,6 +255,7 @@ asbp_code asbp_options_set_at(asbp_options *o, size_t i, const char *value,
                               size_t len, asbp_err *err)
 {
     const opt_def *d;
+    const char *nul;
     char *field;
     if (i >= NDEFS)
         return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT, "no option number %lu",
@@ -268,6 +269,15 @@ asbp_code asbp_options_set_at(asbp_options *o, size_t i, const char *value,
                             "DataSource, UserName and Password instead", d->name);
     if (!value)
         return ASBP_OK;   /* undefined: the default */
+    /* C strings end at a NUL: "sessions\0x" would silently become
+     * "sessions".  The value itself is not shown (it may be a secret). */
+    nul = memchr(value, '\0', len);
+    if (nul)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "invalid %s: its value contains a NUL character (byte "
+                            "%lu of %lu); option values are text without NUL",
+                            d->name, (unsigned long)(nul - value) + 1,
+                            (unsigned long)len);
     switch (d->kind) {
     case OPT_ALIAS:
         if (*(const char **)(void *)field)

@@ -100,6 +100,45 @@ static char *nonempty_dup(const char *s)
     return s && *s ? asbp_strdup(s) : NULL;
 }
 
+static int is_list_sep(char c)
+{
+    return c == ',' || isspace((unsigned char)c);
+}
+
+/* True when a URL with a scheme ("http://", any "name://") starts at p. */
+static int scheme_at(const char *p)
+{
+    if (!isalpha((unsigned char)*p))
+        return 0;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    return strncmp(p, "://", 3) == 0;
+}
+
+/* Where the entry starting at p ends: before the next scheme that follows
+ * a separator (a ',' or a space inside a password does not split it); an
+ * entry without credentials ('@') also ends at a separator. */
+static const char *entry_end(const char *p)
+{
+    const char *e = p, *next = p + 1;
+    while (*next && !(is_list_sep(next[-1]) && scheme_at(next)))
+        next++;
+    if (memchr(p, '@', (size_t)(next - p)) == NULL) {
+        while (e < next && !is_list_sep(*e))
+            e++;
+        return e;
+    }
+    e = next;
+    while (e > p && is_list_sep(e[-1]))
+        e--;
+    return e;
+}
+
+/*
+ * PatroniUrl: URLs separated by commas or spaces.  The list is split only
+ * before a URL with a scheme, so that a ',' or a space in a password stays
+ * in its URL (and masked in messages) instead of cutting it in two.
+ */
 static int split_urls(asbp_source *s, const char *list)
 {
     const char *p = list;
@@ -108,13 +147,11 @@ static int split_urls(asbp_source *s, const char *list)
     while (*p) {
         const char *e;
         char **u;
-        while (*p == ',' || isspace((unsigned char)*p))
+        while (is_list_sep(*p))
             p++;
         if (!*p)
             break;
-        e = p;
-        while (*e && *e != ',' && !isspace((unsigned char)*e))
-            e++;
+        e = entry_end(p);
         u = realloc(s->urls, (s->nurls + 1) * sizeof *u);   /* freed in asbp_source_free */
         if (!u)
             return -1;

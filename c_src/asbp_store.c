@@ -211,11 +211,12 @@ static asbp_code check_inserted(asbp_store *st, asbp_conn *c, const asbp_query *
     *ours = !absent && strcmp(PQgetvalue(r[nq - 1], 0, 0), "t") == 0;
     clear_all(r, nq);
     if (!absent && !*ours) {
+        char shown[ASBP_ID_TEXT];
         asbp_err_set(err, ASBP_E_QUERY, ASBP_EC_REPORT,
                      "duplicate key value violates unique constraint: "
                      "session %s already exists in %s with other data "
                      "(found while redoing an insert after a failover)",
-                     id, asbp_source_table(st->src));
+                     asbp_id_text(id, strlen(id), shown), asbp_source_table(st->src));
         memcpy(err->sqlstate, "23505", 6);
         return ASBP_E_QUERY;
     }
@@ -398,10 +399,35 @@ static asbp_code do_op(asbp_store *st, opkind kind, const char *id,
     return rc;
 }
 
+char *asbp_id_text(const char *id, size_t len, char *buf)
+{
+    size_t i, shown = len / 2;
+    if (shown > 8)
+        shown = 8;
+    for (i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char)id[i];
+        buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    if (shown < len) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+/* An id: not empty, and not longer than any id this module makes (a
+ * forged cookie of a megabyte goes no further). */
 static asbp_code check_id(const char *id, asbp_err *err)
 {
+    size_t len;
     if (!id || !*id)
         return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT, "no session id given");
+    len = strnlen(id, ASBP_ID_MAX + 1);
+    if (len > ASBP_ID_MAX)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "invalid session id: longer than %d characters",
+                            ASBP_ID_MAX);
     return ASBP_OK;
 }
 

@@ -45,4 +45,17 @@ asbp_source *asbp_store_source(asbp_store *st);
 /* Server (host:port) of the connection held, "" when none. */
 const char *asbp_store_server(const asbp_store *st);
 
+/* The longest session id taken (the longest IDLength). */
+#define ASBP_ID_MAX 4096
+
+/*
+ * A session id as messages show it: an id is a bearer token, so only a
+ * prefix, enough to correlate, is shown: at most 8 characters and never
+ * more than half of the id, then "...".  A byte that is not printable
+ * ASCII (a control character, from a cookie say) is shown as '?'.  Writes
+ * into buf (ASBP_ID_TEXT bytes, NUL-terminated); returns buf.
+ */
+#define ASBP_ID_TEXT 16
+char *asbp_id_text(const char *id, size_t len, char *buf);
+
 #endif

@@ -10,7 +10,8 @@
  * - dsn: success gives keys in lower case, non-empty, made of [a-z0-9_],
  *   unique, never "db" or "database"; asbp_dsn_get agrees with the
  *   key/value lists; the display (what error messages show) parses back
- *   to the same keys and values, except that a password value is "***":
+ *   to the same keys and values, except that the value of a key that may
+ *   hold a secret (asbp_dsn_key_is_secret: any password key) is "***":
  *   a display never shows a password, nor any part of one, and never
  *   loses or invents a parameter;
  * - an error leaves *out NULL and a message (built from the masked text,
@@ -80,7 +81,7 @@ static void check_dsn(const char *s)
         for (i = 0; i < n; i++) {
             const char *k = asbp_dsn_key(d, i);
             FUZZ_CHECK(strcmp(asbp_dsn_key(d2, i), k) == 0);
-            if (strcmp(k, "password") == 0)
+            if (asbp_dsn_key_is_secret(k))
                 FUZZ_CHECK(strcmp(asbp_dsn_value(d2, i), "***") == 0);
             else
                 FUZZ_CHECK(strcmp(asbp_dsn_value(d2, i), asbp_dsn_value(d, i)) == 0);

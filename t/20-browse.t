@@ -24,6 +24,14 @@ my @all  = ( 0 .. $N - 1 );
 BrowseData::load( $pg, \@all );
 is( $pg->psql('SELECT count(*) FROM sessions'), $N, "$N sessions loaded" );
 
+# A session id as messages show it: a prefix of at most 8 characters and
+# at most half the id, then "..." (an id is a bearer token).
+sub shown {
+    my ($id) = @_;
+    my $n = int( length($id) / 2 );
+    $n = 8 if $n > 8;
+    return substr( $id, 0, $n ) . '...';
+}
 sub ids_where { my ($test) = @_; [ grep { $test->( BrowseData::session($_) ) } @all ] }
 
 my @F = qw(_httpSessionType MixedCase _session_id missingKey nested _utime cn half nothing list ctrl mail);
@@ -164,7 +172,9 @@ my @F = qw(_httpSessionType MixedCase _session_id missingKey nested _utime cn ha
             $C->get_key_from_all_sessions( $args, sub { $count++; die "boom\n" if $_[1] eq $die_id; undef } );
         }
     );
-    like( $err, qr/^Error in session $die_id: boom$/m, 'exception in the code reference: "Error in session <id>: ..." on STDERR' );
+    like( $err, qr/^Error in session \Q${\ shown($die_id)}\E: boom$/m,
+        'exception in the code reference: "Error in session <id prefix>...: ..." on STDERR' );
+    unlike( $err, qr/\Q$die_id\E/, '... the id shortened (a bearer token)' );
     is( $count, $N, '... and every session was still passed' );
 
     eval { $C->get_key_from_all_sessions( $args, { a => 1 } ) };
@@ -186,13 +196,15 @@ my @F = qw(_httpSessionType MixedCase _session_id missingKey nested _utime cn ha
     my ( $err, $got ) = BrowseData::capture_stderr( sub { $C->get_key_from_all_sessions($args) } );
     is_deeply( $got, BrowseData::sessions_of( \@all ), 'undef form: non-session rows skipped' );
     for my $id (@bad) {
-        like( $err, qr/^Error in session $id: Session could not be unserialized \(.+\)$/m, "... $id reported on STDERR" );
+        like( $err, qr/^Error in session \Q${\ shown($id)}\E: Session could not be unserialized \(.+\)$/m,
+            "... $id reported on STDERR (by a prefix)" );
+        unlike( $err, qr/\Q$id\E/, "... $id never in full" );
     }
     my $seen = 0;
     ( $err, $got ) = BrowseData::capture_stderr(
         sub { $C->get_key_from_all_sessions( $args, sub { $seen++; $_[1] } ) } );
     is( $seen, $N, 'code reference form: never called for them' );
-    like( $err, qr/^Error in session zz-array: Session could not be unserialized \(not a JSON object\)$/m,
+    like( $err, qr/^Error in session zz-a\.\.\.: Session could not be unserialized \(not a JSON object\)$/m,
         '... and they are reported' );
     $got = $C->get_key_from_all_sessions( $args, ['cn'] );
     is_deeply( [ map { $got->{$_} } @bad ], [ map { { id => $_, cn => undef } } @bad ],

@@ -176,6 +176,22 @@ static char *uv_text(char *buf, UV n, int neg)
 }
 
 /*
+ * A string option as UTF-8 bytes, whatever Perl's internal form: a TableName
+ * or a UserName with non-ASCII characters reaches libpq the same from a
+ * downgraded (Latin-1) or an upgraded copy.  A non-ASCII Latin-1 string is
+ * upgraded on a (mortal) copy: the caller's value is left as it is.
+ */
+static const char *string_text(pTHX_ SV *sv, STRLEN *len)
+{
+    const char *p = SvPV_nomg(sv, *len);
+    if (!SvUTF8(sv) && !is_utf8_invariant_string((const U8 *)p, *len)) {
+        SV *copy = sv_2mortal(newSVpvn(p, *len));
+        p = SvPVutf8(copy, *len);
+    }
+    return p;
+}
+
+/*
  * The text of an option's value, as Perl prints it.  A number that is not
  * also a string is written into buf, so that nothing is cached in the
  * caller's value (a number stays a number for whoever serializes the
@@ -204,7 +220,7 @@ static const char *option_text(pTHX_ SV *sv, char *buf, STRLEN *len)
         *len = (STRLEN)n;
         return buf;
     }
-    return SvPV_nomg(sv, *len);
+    return string_text(aTHX_ sv, len);
 }
 
 /* Every option the core knows, taken from args in the core's order; an
@@ -590,11 +606,15 @@ static SV *decode_session(pTHX_ CV *decode, SV *json, SV *text, const char *p,
     return ret;
 }
 
+/* Rows are reported by a prefix of their id (asbp_id_text): an id is a
+ * bearer token. */
 static void skip_session(pTHX_ const char *id, const char *why)
 {
     size_t l = strlen(why);
+    char shown[ASBP_ID_TEXT];
     PerlIO_printf(PerlIO_stderr(), "Error in session %s: Session could not be "
-                  "unserialized (%.*s)\n", id, (int)(l && why[l - 1] == '\n' ? l - 1 : l), why);
+                  "unserialized (%.*s)\n", asbp_id_text(id, strlen(id), shown),
+                  (int)(l && why[l - 1] == '\n' ? l - 1 : l), why);
     PerlIO_flush(PerlIO_stderr());
 }
 
@@ -707,7 +727,7 @@ static SV *browse_collect(pTHX_ HV *args, browse_req *r, SV *json)
  * passed to the code cannot be taken back: a failure in the middle of the
  * stream is raised, never restarted.  As with the pure-Perl module, an
  * exception from the code (or an undecodable row) is reported on STDERR
- * as "Error in session <id>: ..." and the iteration goes on.
+ * as "Error in session <id prefix>...: ..." and the iteration goes on.
  */
 static SV *browse_each(pTHX_ HV *args, SV *code, SV *json)
 {
@@ -769,7 +789,9 @@ static SV *browse_each(pTHX_ HV *args, SV *code, SV *json)
             if (SvTRUE(ERRSV)) {
                 const char *m = SvPV_nolen(ERRSV);
                 size_t l = strlen(m);
-                PerlIO_printf(PerlIO_stderr(), "Error in session %s: %.*s\n", id,
+                char shown[ASBP_ID_TEXT];
+                PerlIO_printf(PerlIO_stderr(), "Error in session %s: %.*s\n",
+                              asbp_id_text(id, strlen(id), shown),
                               (int)(l && m[l - 1] == '\n' ? l - 1 : l), m);
                 PerlIO_flush(PerlIO_stderr());
             } else if (ret && SvOK(ret)) {
@@ -897,6 +919,26 @@ CODE:
         croak_err(aTHX_ &e);
     }
     SvCUR_set(RETVAL, (STRLEN)len);
+}
+OUTPUT:
+    RETVAL
+
+SV *
+_id_text(id)
+    SV *id
+CODE:
+{
+    /* A session id as messages show it (asbp_id_text): a short prefix,
+     * control characters and non-ASCII bytes as '?'.  Characters are
+     * taken as their UTF-8 bytes; undef is "undef". */
+    char shown[ASBP_ID_TEXT];
+    STRLEN len;
+    const char *p;
+    SvGETMAGIC(id);
+    if (!SvOK(id))
+        XSRETURN_PV("undef");
+    p = SvPV_nomg(id, len);
+    RETVAL = newSVpv(asbp_id_text(p, len, shown), 0);
 }
 OUTPUT:
     RETVAL

@@ -262,6 +262,62 @@ static void test_other(void)
            "an index past the end: an error");
 }
 
+/* A value holding a NUL is refused, whatever the option's kind, and the
+ * message does not show the value (a Password, a DataSource's password). */
+static void test_nul(void)
+{
+    static const char *const keys[] = {
+        "DataSource", "UserName", "Password", "TableName", "PatroniUrl", "patroniUrl",
+        "PatroniSSLCAFile", "ConnectTimeout", "PatroniVerifySSL", "Commit",
+    };
+    size_t i;
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        asbp_options o;
+        asbp_options_init(&o);
+        asbp_err_clear(&e);
+        is_int(asbp_options_set(&o, keys[i], "1s3cr\0et", 8, &e), ASBP_E_USAGE,
+               "%s with a NUL: refused", keys[i]);
+        like_str(e.msg, keys[i], "%s: the message names the option", keys[i]);
+        like_str(e.msg, "NUL character (byte 6 of 8)", "%s: and where the NUL is", keys[i]);
+        unlike_str(e.msg, "s3cr", "%s: but not the value", keys[i]);
+        ok(o.table == NULL && o.password == NULL && o.commit == -1
+           && o.connect_timeout_ms == 0 && o.patroni_verify_ssl == -1,
+           "%s: the option is left unchanged", keys[i]);
+    }
+    {
+        asbp_options o;
+        asbp_options_init(&o);
+        asbp_err_clear(&e);
+        is_int(asbp_options_set(&o, "TableName", "sessions\0x", 10, &e), ASBP_E_USAGE,
+               "TableName \"sessions\\0x\" is refused, not cut to \"sessions\"");
+        asbp_err_clear(&e);
+        is_int(asbp_options_set(&o, "TableName", "\0", 1, &e), ASBP_E_USAGE,
+               "a value that is only a NUL: refused");
+        asbp_err_clear(&e);
+        is_int(asbp_options_set(&o, "TableName", "sessions", 8, &e), ASBP_OK,
+               "the same name without the NUL: accepted");
+    }
+}
+
+/* NaN and the infinities, in every spelling, are no number of seconds;
+ * the largest finite doubles neither. */
+static void test_nonfinite(void)
+{
+    static const char *const bad[] = {
+        "NaN", "nan", "-nan", "+NaN", "NaN(123)", "Inf", "-Inf", "+inf", "Infinity",
+        "-INFINITY", "1.#INF", "-1.#IND", "1e308", "1e309", "-1e309", "1.7976931348623157e308",
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        asbp_options o;
+        asbp_options_init(&o);
+        asbp_err_clear(&e);
+        is_int(asbp_options_set(&o, "QueryTimeout", bad[i], strlen(bad[i]), &e), ASBP_E_USAGE,
+               "QueryTimeout '%s': refused", bad[i]);
+        is_int(o.query_timeout_ms, 0, "QueryTimeout '%s': left at the default", bad[i]);
+    }
+}
+
 int main(void)
 {
     test_names();
@@ -273,5 +329,7 @@ int main(void)
     test_refused();
     test_allowed_hosts();
     test_other();
+    test_nul();
+    test_nonfinite();
     return tap_done();
 }

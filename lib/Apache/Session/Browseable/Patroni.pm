@@ -51,15 +51,20 @@ sub generate {
     $session->{data}->{_session_id} = _random_hex($length);
 }
 
-# Ids must be hex (checked before any SQL runs).
+# Ids must be hex, at most as long as the longest IDLength (checked before
+# any SQL runs, the length before the pattern: a forged cookie of a
+# megabyte is refused at once).  An id is a bearer token, and a refused one
+# comes from a cookie: the message shows a short prefix, control
+# characters as '?' (_id_text).
 sub validate {
     my $session = shift;
     my $id      = $session->{data}->{_session_id};
-    if ( defined $id and $id =~ /^([a-fA-F0-9]+)\z/ ) {
+    if ( defined $id and length $id <= 4096 and $id =~ /^([a-fA-F0-9]+)\z/ ) {
         $session->{data}->{_session_id} = $1;
     }
     else {
-        die "Invalid session ID: " . ( defined $id ? $id : 'undef' ) . "\n";
+        die "Invalid session ID: " . _id_text($id)
+          . ( defined $id && length $id > 4096 ? ' (longer than 4096 characters)' : '' ) . "\n";
     }
 }
 
@@ -123,9 +128,12 @@ sub deleteIfLowerThan {
     my ( $class, $args, $rule ) = @_;
     die __PACKAGE__ . ": deleteIfLowerThan's rule must be a hash reference"
       unless ( Scalar::Util::reftype($rule) // '' ) eq 'HASH';
+    # (eq compares whole strings: "not\0" is not 'not'; the key is shown
+    # with its control characters escaped.)
     for my $k ( sort keys %$rule ) {
-        die __PACKAGE__ . ": deleteIfLowerThan: unknown rule key '$k' (expected 'or', 'and' and 'not')"
-          unless $k eq 'or' or $k eq 'and' or $k eq 'not';
+        next if $k eq 'or' or $k eq 'and' or $k eq 'not';
+        ( my $shown = $k ) =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge;
+        die __PACKAGE__ . ": deleteIfLowerThan: unknown rule key '$shown' (expected 'or', 'and' and 'not')";
     }
     my ( $rows, $error ) = _browse_delete( $args, $rule->{or}, $rule->{and}, $rule->{not} );
     unless ( defined $rows ) {
@@ -384,8 +392,25 @@ TLS certificates of the API are not verified.
 
 =back
 
-Passwords never appear in a message: the DataSource's C<password> and
-credentials in a URL are shown as C<***>.
+Passwords never appear in a message: in the DataSource, the value of any
+key that may hold a secret (C<password>, C<sslpassword>, any key containing
+"password", and any key that is not one of libpq's non-secret parameters,
+a misspelt C<pasword> say) is shown as C<***>; so are the credentials in a
+URL (C<user:***@>, or C<***@> for a user name alone, often a token).  A
+comma or a space inside a URL's password does not split C<PatroniUrl>: the
+list is split only before a URL with a scheme (C<http://>, C<https://>).
+
+Session ids are bearer tokens: a message shows only a prefix, enough to
+correlate (at most 8 characters and never more than half the id, then
+C<...>), with any control character or non-ASCII byte shown as C<?>.  An
+id that is not hexadecimal or is longer than 4096 characters (the largest
+C<IDLength>) is refused before any query (C<Invalid session ID: PREFIX...>).
+
+Option values are text: a value containing a NUL character is refused
+(C<invalid TableName: its value contains a NUL character ...>), never cut
+at the NUL; strings are handed to libpq as UTF-8 whatever Perl's internal
+form; a timeout must be a finite number of seconds (NaN and infinities
+are refused).
 
 =head1 MONITORING
 
@@ -520,11 +545,12 @@ C<< { $id => $value } >>.  Memory stays flat whatever the size of the
 table (only the kept values accumulate).  The code may use this module
 (tie sessions, search): it gets other connections from the pool.  An
 exception thrown by the code is printed on STDERR as C<Error in session
-$id: ...> and the iteration goes on, as with the pure-Perl module.
+ID...: ...> (the id shortened, see L</MESSAGES>) and the iteration goes on,
+as with the pure-Perl module.
 
 =back
 
-A row that is not a session is skipped, with C<Error in session $id:
+A row that is not a session is skipped, with C<Error in session ID...:
 Session could not be unserialized (reason)> on STDERR: an SQL NULL, a JSON
 null (which C<unserialize> refuses), or a JSON value that is not an object
 (a string, a number, an array: no session is one).  This applies wherever
