@@ -463,8 +463,10 @@ with C<Invalid IDLength '...'>.
 
 =item validate
 
-Accepts a C<_session_id> made of hex digits only (either case), and dies
-with C<Invalid session ID: ...> otherwise, before any SQL runs.
+Accepts a C<_session_id> made of hex digits only (either case), at most
+4096 of them, and dies with C<Invalid session ID: PREFIX...> otherwise,
+before any SQL runs (the message shows only a short prefix of the id:
+L</MESSAGES>).
 
 =item serialize
 
