@@ -199,6 +199,13 @@ a_session jsonb)>, LOGGED (an UNLOGGED table is not replicated: a failover
 would empty it), with expression indexes on the fields searched;
 L<asbp-patroni> creates them (C<asbp-patroni schema --kind global>).
 
+The administrator's manual, L<Apache::Session::Browseable::Patroni::Manual>,
+says how to configure LemonLDAP::NG (the manager and F<lemonldap-ng.ini>)
+for every storage, which tables to create, what high availability asks of
+Patroni, how to migrate from and back to the pure-Perl module, how to
+monitor the store, and what each message means.  This page is the
+reference of the options and methods.
+
 =head1 OPTIONS
 
 Seconds may be fractional.  Unknown options are ignored (LemonLDAP::NG adds
@@ -429,6 +436,52 @@ forked child never uses its parent's connections (it drops them without a
 word to the server, and opens its own), so pre-forking servers (FastCGI,
 uWSGI, mod_perl) are safe.  Each Perl interpreter (ithread) has its own
 pool and states; a session tied in one thread cannot be used in another.
+
+=head1 METHODS CALLED BY APACHE::SESSION
+
+Apache::Session calls these on the tied session object; applications do
+not call them.  LemonLDAP::NG, which ties its own wrapper class, calls only
+C<populate> (as C<< $obj->Apache::Session::Browseable::Patroni::populate() >>
+on an object of that class) and then uses what it put in the object.
+
+=over 4
+
+=item populate
+
+Fills the object's six slots and returns the object: C<object_store>, a
+new L<Apache::Session::Browseable::Store::Patroni>; C<lock_manager>,
+Apache::Session::Lock::Null (the row lock taken by C<SELECT ... FOR UPDATE>
+is the lock); and C<generate>, C<validate>, C<serialize> and C<unserialize>,
+the functions below.
+
+=item generate
+
+Sets C<_session_id> to a new id: C<IDLength> (default 64) hex digits from
+the kernel's secure random generator (C<getrandom>, or F</dev/urandom>).
+An C<IDLength> that is not a whole number from 1 to 4096 makes the tie die
+with C<Invalid IDLength '...'>.
+
+=item validate
+
+Accepts a C<_session_id> made of hex digits only (either case), at most
+4096 of them, and dies with C<Invalid session ID: PREFIX...> otherwise,
+before any SQL runs (the message shows only a short prefix of the id:
+L</MESSAGES>).
+
+=item serialize
+
+Puts the JSON text of the session's data in C<serialized>: the meaning of
+Apache::Session::Serialize::JSON (character strings in, JSON text out),
+which the store sends to PostgreSQL as UTF-8 into the C<jsonb> column.
+
+=item unserialize
+
+Decodes C<serialized> back into the session's data, and dies with
+C<Session could not be unserialized> when the text is not JSON or is a
+JSON C<null>.  A row whose JSON object has no C<_session_id> gets the id it
+was read by, so that it can be saved again.
+
+=back
 
 =head1 CLASS METHODS
 
@@ -667,7 +720,9 @@ the LemonLDAP::NG configuration and in the process's memory.
 
 =head1 SEE ALSO
 
-L<Apache::Session>, L<Apache::Session::Browseable>, L<http://lemonldap-ng.org>
+L<Apache::Session::Browseable::Patroni::Manual> (the administrator's manual),
+L<asbp-patroni>, L<Apache::Session>, L<Apache::Session::Browseable>,
+L<https://lemonldap-ng.org>
 
 =head1 COPYRIGHT AND LICENSE
 

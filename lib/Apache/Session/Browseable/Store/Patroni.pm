@@ -76,6 +76,13 @@ The store implements Apache::Session's storage interface:
 
 =over 4
 
+=item new($session)
+
+A store for one tied session (Apache::Session's C<populate> passes the
+session object, which the store does not keep).  It holds no connection
+yet: the first of the methods below takes one from the process's pool,
+for the DataSource of the session's options.
+
 =item insert($session), update($session), materialize($session), remove($session)
 
 C<INSERT>, C<UPDATE>, C<SELECT ... FOR UPDATE> and C<DELETE> of the row
@@ -89,6 +96,12 @@ store" when there is no such row.
 Ends the transaction: C<COMMIT> when something was written and the
 C<Commit> option is true (the default), C<ROLLBACK> otherwise, and gives the
 connection back to the pool.  C<DESTROY> does the same.
+
+=item server
+
+The server (C<host:port>) that holds this store's open transaction, or
+C<undef> when none is open: the node a session was just read from or
+written to, after any failover (L<asbp-patroni> prints it for its check).
 
 =back
 
