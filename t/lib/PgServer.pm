@@ -112,15 +112,16 @@ sub path_bindir {
 }
 
 sub usual_bindirs {
-    my $newest_first = sub { sort { ver($b) <=> ver($a) || $a cmp $b } @_ };
     return (
-        $newest_first->( glob '/usr/lib/postgresql/*/bin' ),
-        $newest_first->( glob '/usr/pgsql-*/bin' ),
+        newest_first( glob '/usr/lib/postgresql/*/bin' ),
+        newest_first( glob '/usr/pgsql-*/bin' ),
         '/usr/local/bin',
-        $newest_first->( glob '/opt/homebrew/opt/postgresql@*/bin' ),
-        $newest_first->( glob '/usr/local/opt/postgresql@*/bin' ),
+        newest_first( glob '/opt/homebrew/opt/postgresql@*/bin' ),
+        newest_first( glob '/usr/local/opt/postgresql@*/bin' ),
     );
 }
+
+sub newest_first { return sort { ver($b) <=> ver($a) || $a cmp $b } @_ }
 
 # 15 for .../postgresql/15/bin, pgsql-15, postgresql@15; 9.006 for 9.6.
 sub ver {

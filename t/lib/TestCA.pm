@@ -68,6 +68,7 @@ sub skip_unless_available {
     return if $ok;
     require Test::More;
     if ( required() ) {
+        local $Test::Builder::Level = $Test::Builder::Level + 1;
         Test::More::fail("the TLS tests are required here (ASBP_REQUIRE_DB set): $why");
         $count--;
     }
