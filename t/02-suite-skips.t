@@ -151,8 +151,9 @@ my %BARE = (
     CI             => 'true',
     ASBP_PG_BINDIR => $empty,
     # a sanitizer build needs its runtime in every perl that loads it
+    # (tools/sanitize: $^X is then a wrapper that preloads it)
     map { defined $ENV{$_} ? ( $_ => $ENV{$_} ) : () }
-      qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS PERL_DL_NONLAZY),
+      qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS ASBP_SANITIZER_PERL PERL_DL_NONLAZY),
 );
 
 # Runs @cmd with %BARE plus %extra only; (exit code, stdout+stderr).
