@@ -1,6 +1,6 @@
 # The C unit tests of the pool (t/c/test_pool.c) need a real server: start
 # a throwaway one (skipped without PostgreSQL, failed under
-# ASBP_REQUIRE_DB/CI) and pass its address to the program.
+# ASBP_REQUIRE_DB=1) and pass its address to the program.
 use strict;
 use warnings;
 use lib 't/lib';

@@ -19,7 +19,7 @@ if ($ok) {
       or $why = "cannot start PostgreSQL: $@";
 }
 if ( !$pg && PgServer::required() ) {
-    print "1..1\nnot ok 1 - PostgreSQL is required here (ASBP_REQUIRE_DB/CI set): $why\n";
+    print "1..1\nnot ok 1 - PostgreSQL is required here (ASBP_REQUIRE_DB set): $why\n";
     exit 1;
 }
 print "# no server ($why): the program runs without one\n" unless $pg;

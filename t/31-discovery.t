@@ -16,6 +16,7 @@ use Test::More;
 use Time::HiRes ();
 
 use FakePatroni;
+use TestCA ();
 
 my $PW = $FakePatroni::PASSWORD;
 
@@ -362,7 +363,8 @@ for my $t (@bad) {
 
 # ---- TLS -------------------------------------------------------------------
 
-{
+SKIP: {
+    TestCA::skip_unless_available( 29, https => 1 );
     my $pki = FakePatroni::pki();
     my $tls = sub { FakePatroni->new( body => $sample{cluster}, tls => {@_} ) };
 

@@ -7,6 +7,7 @@ use Test::More;
 use lib 't/lib';
 use PgServer;
 use FakePatroni;
+use TestCA ();
 use Apache::Session::Browseable::Patroni;
 use JSON::PP;
 use POSIX ();
@@ -227,7 +228,8 @@ SKIP: {
 }
 
 # 7. TLS through the module options.
-{
+SKIP: {
+    TestCA::skip_unless_available( 6, https => 1 );
     my $pki = FakePatroni::pki();
     my $tls = FakePatroni->new( body => cluster_json( leader => $B ),
         tls => { cert => $pki->{server_crt}, key => $pki->{server_key} } );

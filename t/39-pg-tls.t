@@ -17,17 +17,7 @@ use Apache::Session::Browseable::Patroni;
 my $C   = 'Apache::Session::Browseable::Patroni';
 my $APP = 'Apache::Session::Browseable::Patroni';    # its fallback_application_name
 
-{
-    my ( $ok, $why ) = TestCA::available();
-    if ( !$ok ) {
-        if ( PgServer::required() ) {
-            plan tests => 1;
-            fail("the TLS test needs test certificates (ASBP_REQUIRE_DB or CI set): $why");
-            exit 1;
-        }
-        plan skip_all => "needs test certificates: $why";
-    }
-}
+TestCA::skip_all_unless_available();
 
 my $pg = PgServer->start_or_skip( tls => 1 );
 my $PW = $pg->password;

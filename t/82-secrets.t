@@ -13,6 +13,7 @@ use Test::More;
 use lib 't/lib';
 use PgServer;
 use FakePatroni;
+use TestCA ();
 use Apache::Session::Browseable::Patroni;
 use MIME::Base64 ();
 use JSON::PP ();
@@ -226,8 +227,8 @@ sub api_scenario {
 
 # ---- TLS -----------------------------------------------------------------
 SKIP: {
-    my $pki = eval { FakePatroni::pki() };
-    skip "no openssl to make test certificates: $@", 16 unless $pki;    # 8 scenarios, 2 tests each
+    TestCA::skip_unless_available( 16, https => 1 );    # 8 scenarios, 2 tests each
+    my $pki = FakePatroni::pki();
     my $tls = FakePatroni->new( body => cluster_json( leader => 1 ),
         tls => { cert => $pki->{server_crt}, key => $pki->{server_key} } );
     api_scenario( 'TLS: unknown CA', qr/Patroni API unavailable|certificate|SSL/i, api_url( $tls, tls => 1 ) );

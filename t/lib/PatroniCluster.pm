@@ -25,6 +25,7 @@ use Time::HiRes qw(time sleep);
 
 use PatroniApi ();
 use PatroniConfig ();
+use PgServer ();
 use PatroniFaults qw(kill_node kill_leader stop_node stop_api start_api hang_api resume_api);
 use ProcSpawn ();
 use ProcTree ();
@@ -41,47 +42,63 @@ use constant MIB => PatroniConfig::MIB;
 
 # ------------------------------------------------------------ availability
 
-sub _pg_bin {
-    return $ENV{ASBP_PG_BIN} if $ENV{ASBP_PG_BIN};
-    my @dirs = sort { ($b =~ m{/(\d+)/bin$})[0] <=> ($a =~ m{/(\d+)/bin$})[0] }
-               grep { m{/(\d+)/bin$} && -x "$_/postgres" && -x "$_/psql" && -x "$_/initdb" }
-               glob '/usr/lib/postgresql/*/bin';
-    return $dirs[0];
-}
+# The programs the cluster runs: found through PATH, then /usr/bin and
+# /usr/local/bin (where packages put them, for a short PATH such as sudo's
+# or cron's).  PostgreSQL's through PgServer::bindir (ASBP_PG_BINDIR...).
+my @PROGRAM_DIRS = ('/usr/bin', '/usr/local/bin');
+sub program { ProcSpawn::which($_[0], @PROGRAM_DIRS) }
+
+sub _pg_bin { PgServer::bindir() }
 
 sub _truthy { my $v = shift; defined $v && $v ne '' && $v ne '0' && lc $v ne 'false' }
 
+# The interpreter patroni runs under, from its "#!" line ("#!/usr/bin/env
+# python3": python3 in the PATH it is started with); undef when it is not
+# a script.
+sub _patroni_python {
+    my ($patroni) = @_;
+    open my $fh, '<', $patroni or return;
+    my $line = <$fh> // '';
+    my ($interp, $arg) = $line =~ /\A#!\s*(\S+)(?:\s+(\S+))?/ or return;
+    return $interp unless $interp =~ m{/env\z} && defined $arg;
+    local $ENV{PATH} = ProcSpawn::program_path($patroni);
+    return ProcSpawn::which($arg);
+}
+
 sub available {
     return (0, 'not a Linux system with /proc') unless -r '/proc/self/stat';
-    for my $bin (qw(/usr/bin/patroni /usr/bin/patronictl /usr/bin/etcd /usr/bin/python3)) {
-        return (0, "$bin not found (Debian: apt-get install patroni etcd-server)") unless -x $bin;
+    for my $p (qw(patroni patronictl etcd)) {
+        return (0, "$p not found in PATH, /usr/bin or /usr/local/bin "
+                   . '(Debian: apt-get install patroni etcd-server)') unless program($p);
     }
-    my $pg = _pg_bin();
-    return (0, 'no PostgreSQL server binaries in ' . ($pg // '/usr/lib/postgresql/*/bin')
-               . ' (Debian: apt-get install postgresql)')
-        unless $pg && -x "$pg/postgres" && -x "$pg/psql" && -x "$pg/initdb";
+    my ($pg, $why) = PgServer::find_bindir();
+    return (0, $why) unless $pg;
     my @pw = getpwnam('postgres')
         or return (0, 'no "postgres" user');
     if ($> == 0) {
-        return (0, '/usr/bin/setpriv not found (util-linux)') unless -x '/usr/bin/setpriv';
+        return (0, 'setpriv not found (util-linux)') unless ProcSpawn::which('setpriv', '/usr/bin', '/bin');
     } elsif ($> != $pw[2]) {
         return (0, 'must run as root (to switch to "postgres") or as "postgres"');
     }
-    my $rc = system('/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', '/usr/bin/python3', '-c',
-                    'import etcd, psycopg2, dns') ;
-    return (0, 'python3-etcd, python3-psycopg2 or python3-dnspython missing for /usr/bin/python3')
-        if $rc != 0;
+    my $patroni = program('patroni');
+    if (my $py = _patroni_python($patroni)) {
+        my ($st) = ProcSpawn::run(60, { PATH => ProcSpawn::program_path($patroni) }, $py, '-c',
+            "import etcd, dns\ntry:\n    import psycopg2\nexcept ImportError:\n    import psycopg\n");
+        return (0, "python modules etcd, psycopg2 (or psycopg) or dns missing for $py, which runs "
+                   . "$patroni (Debian: python3-etcd, python3-psycopg2, python3-dnspython)")
+            if $st != 0;
+    }
     return (1);
 }
 
-sub cluster_required { _truthy($ENV{ASBP_REQUIRE_CLUSTER}) || _truthy($ENV{CI}) }
+sub cluster_required { _truthy($ENV{ASBP_REQUIRE_CLUSTER}) }
 
 sub skip_or_fail {
     my ($reason) = @_;
     require Test::More;
     if (cluster_required()) {
         Test::More::plan(tests => 1);
-        Test::More::fail("Patroni cluster required (ASBP_REQUIRE_CLUSTER/CI set) but unavailable: $reason");
+        Test::More::fail("Patroni cluster required (ASBP_REQUIRE_CLUSTER set) but unavailable: $reason");
         exit 1;
     }
     Test::More::plan(skip_all => "no Patroni cluster: $reason");
@@ -144,6 +161,13 @@ sub _default_base_dir {
         return $shm if $avail && $avail =~ /^\d+$/ && $avail >= 1024 * 1024;
     }
     return '/tmp';
+}
+
+# The path of patroni, patronictl or etcd (see program), found once.
+sub _program {
+    my ($self, $name) = @_;
+    return $self->{bin}{$name} //= program($name)
+        // croak "$name not found in PATH, /usr/bin or /usr/local/bin";
 }
 
 sub _note {
@@ -325,7 +349,7 @@ sub _mkdir_owned {
 
 sub _start_etcd {
     my ($self) = @_;
-    $self->{etcd_pid} = ProcSpawn::daemon($self->{etcd_log}, '/usr/bin/etcd', '--config-file', $self->{etcd_yml});
+    $self->{etcd_pid} = ProcSpawn::daemon($self->{etcd_log}, $self->_program('etcd'), '--config-file', $self->{etcd_yml});
     $self->_note("etcd pid $self->{etcd_pid} on $self->{etcd_port}");
     $self->_wait(20, 'etcd /health', sub {
         my ($code, $body) = PatroniApi::http_get($self->{etcd_port}, '/health', 1);
@@ -337,7 +361,7 @@ sub _start_etcd {
 sub _spawn_patroni {
     my ($self, $i) = @_;
     my $nd = $self->{node}[$i];
-    $nd->{pid} = ProcSpawn::daemon($nd->{log}, '/usr/bin/patroni', $nd->{yml});
+    $nd->{pid} = ProcSpawn::daemon($nd->{log}, $self->_program('patroni'), $nd->{yml});
     $nd->{state} = 'running';
     $nd->{api} = $nd->{api_listen} == $nd->{api_port} ? 'up' : 'stopped';
     $self->_note("$nd->{name}: patroni pid $nd->{pid}, pg $nd->{pg_port}, api $nd->{api_port}");
@@ -471,7 +495,7 @@ sub _keep_message {
     }
     $s .= sprintf "#   psql:   PGPASSWORD=%s %s/psql -h 127.0.0.1 -p %d -U %s sessions\n",
         $self->{password}, $self->{pg_bin}, $self->pg_port(1), $self->{user};
-    $s .= "#   status: /usr/bin/patronictl -c $self->{node}[1]{yml} list\n";
+    $s .= "#   status: " . $self->_program('patronictl') . " -c $self->{node}[1]{yml} list\n";
     $s .= "#   stop:   perl -I$lib -MPatroniCluster -e 'PatroniCluster::reap_dir(shift, remove => 1)' $self->{dir}\n";
     return $s;
 }
@@ -721,7 +745,7 @@ sub psql {
 sub patronictl {
     my ($self, @args) = @_;
     my ($via) = ($self->_api_nodes, 1);
-    my ($st, $out, $err) = ProcSpawn::run(60, {}, '/usr/bin/patronictl', '-c', $self->{node}[$via]{yml}, @args);
+    my ($st, $out, $err) = ProcSpawn::run(60, {}, $self->_program('patronictl'), '-c', $self->{node}[$via]{yml}, @args);
     return wantarray ? ($st == 0, $out, $err) : $out;
 }
 
@@ -809,7 +833,7 @@ PatroniCluster - throw-away 3-node Patroni + etcd cluster on 127.0.0.1 for tests
     use Test::More;
     use PatroniCluster;
 
-    # skips (or fails under CI / ASBP_REQUIRE_CLUSTER) when it cannot run,
+    # skips (or fails with ASBP_REQUIRE_CLUSTER=1) when it cannot run,
     # starts the cluster, then declares the plan
     my $c = PatroniCluster->start_or_skip(tests => 3);
 
@@ -830,8 +854,9 @@ PatroniCluster - throw-away 3-node Patroni + etcd cluster on 127.0.0.1 for tests
 Starts, in a fresh directory F<BASE/asbp-cluster-XXXXXX>, one etcd (v2 API
 enabled, as Patroni 3.0.2's C<etcd:> DCS needs) and three Patroni nodes
 (C<node1>..C<node3>) on free 127.0.0.1 ports, all running as C<postgres>
-(C<setpriv> when root), each in its own session, with C<env -i> and every
-inherited fd closed. DCS settings: ttl 10, loop_wait 1, retry_timeout 4,
+(C<setpriv> when root), each in its own session, with a scrubbed
+environment (C<PATH> is the program's directory, F</usr/bin>, F</bin>) and
+every inherited fd closed. DCS settings: ttl 10, loop_wait 1, retry_timeout 4,
 maximum_lag_on_failover 1 MiB, synchronous_mode on (option C<sync>),
 pg_rewind, replication slots, wal_log_hints, shared_buffers 32MB.
 
@@ -856,10 +881,12 @@ PostgreSQL logs.
 Logs: F<DIR/etcd.log>, F<DIR/nodeN.log> (Patroni's stderr),
 F<DIR/nodeN/pglog/postgresql.log>.
 
-Needs Linux, root (or the C<postgres> user), F</usr/bin/patroni>,
-F</usr/bin/patronictl>, F</usr/bin/etcd>, PostgreSQL server binaries in
-F</usr/lib/postgresql/*/bin> (the newest is used; C<ASBP_PG_BIN> overrides)
-and, for the write probe only, DBD::Pg. Core Perl modules otherwise.
+Needs Linux, root (or the C<postgres> user), C<patroni>, C<patronictl> and
+C<etcd> (found through C<PATH>, then in F</usr/bin> and F</usr/local/bin>),
+the PostgreSQL server programs (found by C<PgServer::bindir>:
+C<ASBP_PG_BINDIR> when set and only there, else C<pg_config --bindir>,
+C<PATH>, then the usual directories, see F<t/lib/PgServer.pm>) and, for the
+write probe only, DBD::Pg. Core Perl modules otherwise.
 
 =head1 SKIPPING
 
@@ -867,14 +894,17 @@ and, for the write probe only, DBD::Pg. Core Perl modules otherwise.
 
 =item PatroniCluster::available()
 
-C<(1)> or C<(0, $reason)>: binaries, the C<postgres> user, C<setpriv>,
-Debian's python modules for F</usr/bin/python3>.
+C<(1)> or C<(0, $reason)>: the programs, the C<postgres> user, C<setpriv>,
+the python modules Patroni needs (etcd, psycopg2 or psycopg, dns) for the
+interpreter named by C<patroni>'s C<#!> line.
 
 =item PatroniCluster::skip_or_fail($reason)
 
-C<plan skip_all> normally; when C<ASBP_REQUIRE_CLUSTER> or C<CI> is set
-(and not C<0>/C<false>), plans one test, fails it with the reason and
-exits: in CI a cluster test must not silently skip.
+C<plan skip_all> normally; when C<ASBP_REQUIRE_CLUSTER> is set (and not
+C<0>/C<false>), plans one test, fails it with the reason and exits: in the
+project's CI (F<.ci/run> sets it) a cluster test must not silently skip.
+The generic C<CI> variable does not count: any hosted CI job building the
+distribution sets it, without a cluster.
 
 =item PatroniCluster->start_or_skip(tests => N, %new_options)
 
@@ -978,7 +1008,7 @@ C<psql_try> takes the same arguments and returns C<($ok, $stdout, $stderr)>.
 
 =item patronictl(@args)
 
-Runs F</usr/bin/patronictl -c nodeN.yml @args>; C<($ok, $out, $err)>.
+Runs C<patronictl -c nodeN.yml @args>; C<($ok, $out, $err)>.
 
 =item switchover(candidate => N, timeout => 30)
 

@@ -6,7 +6,7 @@ package PgServer;
 #
 #   use lib 't/lib';
 #   use PgServer;
-#   my $pg = PgServer->start_or_skip;      # skips, or fails under CI
+#   my $pg = PgServer->start_or_skip;      # skips, or fails with ASBP_REQUIRE_DB=1
 #   my $args = { $pg->options };           # DataSource, UserName, Password
 #
 # Options of start_or_skip/new: port, password (of the role), host_auth
@@ -17,9 +17,31 @@ package PgServer;
 # use_certificate change the method and the certificate of a running
 # server (reloaded).
 #
-# When the server binaries are missing the test is skipped with a clear
-# message, unless ASBP_REQUIRE_DB or CI is set: then it fails.  As root,
-# the server runs as the unprivileged user "postgres".
+# When the server programs are missing the test is skipped with a clear
+# message, unless ASBP_REQUIRE_DB is set (and not 0/false): then it fails.
+# Only the project's own variables make a skip a failure, never the generic
+# CI variable every hosted CI service sets (a CPAN client building this
+# distribution in such a job has no PostgreSQL).  As root, the server runs
+# as the unprivileged user "postgres".
+#
+# Where the server programs are found (bindir, used by every helper that
+# runs them: this one, PatroniCluster, the benchmarks):
+#   1. ASBP_PG_BINDIR, when set: there and nowhere else.  A directory
+#      without the programs, an empty one for instance, means "no
+#      PostgreSQL": t/02-suite-skips.t hides the server that way on a
+#      machine that has one.
+#   2. the directory `pg_config --bindir` names (pg_config found through
+#      PATH);
+#   3. the first PATH directory holding initdb;
+#   4. the usual places, newest version first within each:
+#      /usr/lib/postgresql/N/bin (Debian, Ubuntu), /usr/pgsql-N/bin (RHEL,
+#      Fedora, PGDG packages), /usr/local/bin (FreeBSD),
+#      /opt/homebrew/opt/postgresql@N/bin and /usr/local/opt/postgresql@N/bin
+#      (Homebrew).
+# A directory qualifies when initdb, pg_ctl, postgres and psql are all
+# there; when initdb is a symbolic link (Homebrew's bin/, a hand-made link
+# in /usr/local/bin) the directory it points into is used, so that every
+# program comes from the same installation.
 
 use strict;
 use warnings;
@@ -27,26 +49,97 @@ use Carp qw(croak);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
+use ProcSpawn ();
 use ProcTree ();
 use Time::HiRes qw(sleep time);
 
 our @LIVE;    # servers started by this process
 
-sub bindir {
-    my @dirs = sort { ver($b) <=> ver($a) } grep { -x "$_/initdb" && -x "$_/postgres" }
-      glob('/usr/lib/postgresql/*/bin');
-    push @dirs, $ENV{ASBP_PG_BINDIR} if $ENV{ASBP_PG_BINDIR};
-    return $dirs[0];
-}
-sub ver { my ($d) = @_; $d =~ m{/(\d+)(?:\.\d+)?/bin} ? $1 : 0 }
+# ---- finding the programs -------------------------------------------------
 
-sub required { return $ENV{ASBP_REQUIRE_DB} || $ENV{CI} }
+my @PG_PROGRAMS = qw(initdb pg_ctl postgres psql);
+
+# The directory of the server programs (see the top of the file), or undef.
+sub bindir { return ( find_bindir() )[0] }
+
+# ($dir) or (undef, $reason).
+sub find_bindir {
+    if ( defined $ENV{ASBP_PG_BINDIR} && length $ENV{ASBP_PG_BINDIR} ) {
+        my $d = $ENV{ASBP_PG_BINDIR};
+        return ( server_dir($d) ) if server_dir($d);
+        return ( undef, "ASBP_PG_BINDIR=$d does not hold @PG_PROGRAMS "
+              . '(when set, it is the only place looked at)' );
+    }
+    for my $d ( pg_config_bindir(), path_bindir(), usual_bindirs() ) {
+        my $ok = server_dir($d);
+        return ($ok) if $ok;
+    }
+    return ( undef, "PostgreSQL server programs (@PG_PROGRAMS) not found through pg_config, "
+          . 'PATH, /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin, /usr/local/bin or Homebrew; '
+          . 'install the server (Debian/Ubuntu: postgresql; RHEL/Fedora: postgresql-server; '
+          . 'FreeBSD: postgresqlNN-server; macOS: brew install postgresql@16) '
+          . 'or set ASBP_PG_BINDIR to its bin directory' );
+}
+
+# The directory holding all the programs, following a link to initdb; or
+# undef.
+sub server_dir {
+    my ($d) = @_;
+    return undef unless defined $d && -x "$d/initdb";
+    if ( -l "$d/initdb" ) {
+        require Cwd;
+        require File::Basename;
+        my $real = Cwd::realpath("$d/initdb");
+        $d = File::Basename::dirname($real) if defined $real;
+    }
+    return ( grep { !-f "$d/$_" || !-x _ } @PG_PROGRAMS ) ? undef : $d;
+}
+
+sub pg_config_bindir {
+    my $pgc = which('pg_config') or return;
+    open my $fh, '-|', $pgc, '--bindir' or return;
+    my $d = <$fh>;
+    close $fh;
+    return unless defined $d;
+    chomp $d;
+    return length $d ? $d : ();
+}
+
+sub path_bindir {
+    my $initdb = which('initdb') or return;
+    require File::Basename;
+    return File::Basename::dirname($initdb);
+}
+
+sub usual_bindirs {
+    return (
+        newest_first( glob '/usr/lib/postgresql/*/bin' ),
+        newest_first( glob '/usr/pgsql-*/bin' ),
+        '/usr/local/bin',
+        newest_first( glob '/opt/homebrew/opt/postgresql@*/bin' ),
+        newest_first( glob '/usr/local/opt/postgresql@*/bin' ),
+    );
+}
+
+sub newest_first { return sort { ver($b) <=> ver($a) || $a cmp $b } @_ }
+
+# 15 for .../postgresql/15/bin, pgsql-15, postgresql@15; 9.006 for 9.6.
+sub ver {
+    my ($d) = @_;
+    return $d =~ m{(\d+)(?:\.(\d+))?/bin/?\z} ? $1 + ( $2 // 0 ) / 1000 : 0;
+}
+
+# The first executable NAME in PATH, then in @dirs; or undef.
+sub which { return ProcSpawn::which(@_) }
+
+sub truthy { my ($v) = @_; return defined $v && $v ne '' && $v ne '0' && lc $v ne 'false' }
+
+sub required { return truthy( $ENV{ASBP_REQUIRE_DB} ) }
 
 # (1) or (0, reason)
 sub available {
-    my $bin = bindir();
-    return ( 0, 'PostgreSQL server binaries not found (install the Debian package "postgresql")' )
-      unless $bin;
+    my ( $bin, $why ) = find_bindir();
+    return ( 0, $why ) unless $bin;
     if ( $> == 0 ) {
         my @pw = getpwnam('postgres');
         return ( 0, 'running as root and no "postgres" user to run the server as' ) unless @pw;
@@ -54,7 +147,8 @@ sub available {
     return (1);
 }
 
-# Skips the whole test (or fails it under CI) when no server can be started.
+# Skips the whole test (or fails it with ASBP_REQUIRE_DB=1) when no server
+# can be started.
 sub start_or_skip {
     my ( $class, %opt ) = @_;
     my ( $ok, $why ) = available();
@@ -67,7 +161,7 @@ sub start_or_skip {
     require Test::More;
     if ( required() ) {
         Test::More::plan( tests => 1 );
-        Test::More::fail("PostgreSQL is required here (ASBP_REQUIRE_DB/CI set): $why");
+        Test::More::fail("PostgreSQL is required here (ASBP_REQUIRE_DB set): $why");
         exit 1;
     }
     Test::More::plan( skip_all => "needs a PostgreSQL server: $why" );

@@ -10,6 +10,12 @@ package ProcSpawn;
 #       when this process goes away without releasing it; ProcSpawn::release
 #   ProcSpawn::close_guardian_pipes()  for our own forked children, so that
 #       they do not keep a guardian waiting
+#   ProcSpawn::which($name, @dirs)  the first executable $name in PATH, then
+#       in @dirs; undef when there is none
+#
+# A started program's PATH is its own directory, then /usr/bin:/bin (a
+# script such as patroni, "#!/usr/bin/env python3" in a virtual
+# environment, finds the interpreter installed beside it).
 
 use strict;
 use warnings;
@@ -32,14 +38,37 @@ sub open_fds_above_2 {
     return @fds;
 }
 
+# The first executable file $name in a PATH directory, then in @dirs.
+sub which {
+    my ($name, @dirs) = @_;
+    for my $dir ((split /:/, $ENV{PATH} // ''), @dirs) {
+        next unless length $dir;
+        my $f = "$dir/$name";
+        return $f if -f $f && -x _;
+    }
+    return undef;
+}
+
+# The PATH a started program gets: its own directory, /usr/bin, /bin.
+sub program_path {
+    my ($prog) = @_;
+    my @dirs = ('/usr/bin', '/bin');
+    unshift @dirs, $1 if defined $prog && $prog =~ m{\A(/.*)/[^/]+\z} && $1 ne '/usr/bin' && $1 ne '/bin';
+    return join ':', @dirs;
+}
+
 # Forks and execs @cmd as postgres (via setpriv when root) with a scrubbed
 # environment, in its own session, stdin from /dev/null, stdout+stderr
 # appended to $log, every other fd closed.
 sub daemon {
     my ($log, @cmd) = @_;
-    my @pre = $> == 0
-        ? ('/usr/bin/setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups')
-        : ();
+    my @pre;
+    if ($> == 0) {
+        my $setpriv = which('setpriv', '/usr/bin', '/bin')
+            or croak 'setpriv not found (util-linux): needed to run as postgres';
+        @pre = ($setpriv, '--reuid=postgres', '--regid=postgres', '--init-groups');
+    }
+    my $path = program_path($cmd[0]);
     my $pid = fork;
     croak "fork: $!" unless defined $pid;
     if (!$pid) {
@@ -50,7 +79,8 @@ sub daemon {
             open STDERR, '>&', \*STDOUT or die "dup: $!";
             POSIX::close($_) for open_fds_above_2();
             chdir '/';    # the caller's directory may not be readable by postgres
-            exec @pre, '/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', 'LANG=C.UTF-8', @cmd;
+            %ENV = (PATH => $path, LANG => 'C.UTF-8');
+            exec @pre, @cmd;
             die "exec @cmd: $!";
         };
         print STDERR $@ if $@;
@@ -71,7 +101,7 @@ sub run {
             open STDIN, '<', '/dev/null';
             open STDOUT, '>', $out->filename or die;
             open STDERR, '>', $err->filename or die;
-            %ENV = (PATH => '/usr/bin:/bin', LANG => 'C.UTF-8', %$env);
+            %ENV = (PATH => program_path($cmd[0]), LANG => 'C.UTF-8', %$env);
             chdir '/';
             exec @cmd or die "exec $cmd[0]: $!\n";
         };

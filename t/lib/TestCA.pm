@@ -7,6 +7,16 @@ package TestCA;
 #   my ( $ok, $why ) = TestCA::available();   # openssl there?
 #   my $pki = TestCA::pki();                  # dies when openssl fails
 #
+#   TestCA::skip_all_unless_available();      # before the plan
+#   SKIP: {                                   # or for a part of a test
+#       TestCA::skip_unless_available( 3, https => 1 );
+#       ...
+#   }
+#
+# https => 1 also needs IO::Socket::SSL (FakePatroni's HTTPS server).  A
+# missing part skips the TLS tests with the reason, or fails them when
+# ASBP_REQUIRE_DB is set (CI installs both).
+#
 # $pki holds file names:
 #   ca_crt, ca_key, ca_dir (the CA in OpenSSL's hashed layout)
 #   server_crt/key   signed by the CA, for IP 127.0.0.1 and DNS localhost
@@ -31,6 +41,53 @@ sub available {
         return (1) if length $dir && -x "$dir/openssl";
     }
     return ( 0, 'the openssl command is not installed (Debian package "openssl")' );
+}
+
+# (1) or (0, reason): available() and, with https => 1, IO::Socket::SSL.
+sub tls_available {
+    my (%o) = @_;
+    my ( $ok, $why ) = available();
+    return ( 0, $why ) unless $ok;
+    if ( $o{https} && !eval { require IO::Socket::SSL; 1 } ) {
+        return ( 0, 'IO::Socket::SSL is not installed (Debian package "libio-socket-ssl-perl"), '
+              . 'needed by the test HTTPS server' );
+    }
+    return (1);
+}
+
+sub required {
+    my $v = $ENV{ASBP_REQUIRE_DB};
+    return defined $v && $v ne '' && $v ne '0' && lc $v ne 'false';
+}
+
+# Inside a SKIP block: returns when the TLS part can run; else skips its
+# COUNT tests with the reason (with ASBP_REQUIRE_DB set: one of them fails).
+sub skip_unless_available {
+    my ( $count, %o ) = @_;
+    my ( $ok, $why ) = tls_available(%o);
+    return if $ok;
+    require Test::More;
+    if ( required() ) {
+        local $Test::Builder::Level = $Test::Builder::Level + 1;
+        Test::More::fail("the TLS tests are required here (ASBP_REQUIRE_DB set): $why");
+        $count--;
+    }
+    Test::More::skip( "TLS tests: $why", $count );
+}
+
+# Before the plan: skips the whole test (with ASBP_REQUIRE_DB set: fails
+# it) when the TLS part cannot run.
+sub skip_all_unless_available {
+    my (%o) = @_;
+    my ( $ok, $why ) = tls_available(%o);
+    return if $ok;
+    require Test::More;
+    if ( required() ) {
+        Test::More::plan( tests => 1 );
+        Test::More::fail("the TLS tests are required here (ASBP_REQUIRE_DB set): $why");
+        exit 1;
+    }
+    Test::More::plan( skip_all => "needs test certificates: $why" );
 }
 
 # Runs a command, its output appended to $log; dies with the log on failure.
