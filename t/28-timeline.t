@@ -18,6 +18,8 @@ unless ($ok) {
     exit;
 }
 
+# SVG when this gnuplot has the terminal (Debian's has it)
+my $SVG = grep { $_ eq 'svg' } Timeline::terminals();
 my $T   = 1_800_000_000;
 my $dir = tempdir( CLEANUP => 1 );
 
@@ -47,7 +49,7 @@ my @windows = (
 my $out = Timeline::draw(
     dir => "$dir/out", name => 'tl', title => 'synthetic recording', t0 => $T, ops => \@ops,
     events => \@events, windows => \@windows, spans => [ [ $T, $T + 10 ], [ $T + 15, $T + 20 ] ],
-    bin => 0.5, formats => [qw(png svg)], size => [ 1000, 640 ],
+    bin => 0.5, formats => [ 'png', $SVG ? 'svg' : () ], size => [ 1000, 640 ],
 );
 is( $out->{error}, undef, 'gnuplot drew the pictures' ) or diag explain $out;
 is( $out->{warnings}, undef, 'gnuplot said nothing (no warning about the script)' );
@@ -63,13 +65,16 @@ is( "${w}x$h", '1000x640', 'IHDR gives the size asked for' );
 is( substr( $png, -8, 4 ), 'IEND', 'it ends with the IEND chunk (complete file)' );
 
 # ---------------------------------------------------------------- SVG
-my $svg = slurp( $out->{svg} // '' );
-like( $svg, qr/\A<\?xml[^>]*>\s*<svg\b[^>]*\bwidth="1000"[^>]*\bheight="640"/, 'the SVG is an svg document of that size' );
-like( $svg, qr{</svg>\s*\z}, 'the SVG is complete' );
-for my $text ( 'switchover node1 -', 'freeze "node2" \\ SIGSTOP', 'through the module', "Patroni's own (raw libpq probe)",
-    'reads/s', 'writes/s', 'caller errors/s', 'write-unavailable windows', '1.25 s', '1.10 s', '0.80 s' )
-{
-    like( $svg, qr/\Q$text\E/, "the picture has the text '$text'" );
+SKIP: {
+    skip 'this gnuplot has no svg terminal', 13 unless $SVG;
+    my $svg = slurp( $out->{svg} // '' );
+    like( $svg, qr/\A<\?xml[^>]*>\s*<svg\b[^>]*\bwidth="1000"[^>]*\bheight="640"/, 'the SVG is an svg document of that size' );
+    like( $svg, qr{</svg>\s*\z}, 'the SVG is complete' );
+    for my $text ( 'switchover node1 -', 'freeze "node2" \\ SIGSTOP', 'through the module', "Patroni's own (raw libpq probe)",
+        'reads/s', 'writes/s', 'caller errors/s', 'write-unavailable windows', '1.25 s', '1.10 s', '0.80 s' )
+    {
+        like( $svg, qr/\Q$text\E/, "the picture has the text '$text'" );
+    }
 }
 
 # ---------------------------------------------------------------- data
@@ -129,6 +134,21 @@ ok( -s $out->{png}, '`cd DIR && gnuplot NAME.gp` draws the picture again' );
     like( $o->{error}, qr/gnuplot not found.*gnuplot-nox/, 'without gnuplot: the reason, with the package to install' );
     ok( !$o->{png} && !-e "$dir/none/tl.png", 'without gnuplot: no picture' );
     ok( -s $o->{data}{rates} && -s $o->{script}, 'without gnuplot: the data and the script are still written' );
+}
+
+# ---------------------------------------------------------------- too old
+{
+    my $fake = "$dir/gnuplot-4";
+    open my $fh, '>', $fake or die;
+    print $fh "#!/bin/sh\necho 'gnuplot 4.6 patchlevel 2'\n";
+    close $fh;
+    chmod 0755, $fake;
+    local $ENV{ASBP_GNUPLOT} = $fake;
+    my ( $ok, $why ) = Timeline::available();
+    ok( !$ok, 'gnuplot 4 is not used' );
+    like( $why, qr/\Q$fake\E is gnuplot 4, the timeline needs 5\.0 or later/, '... and the reason says so' );
+    my $o = Timeline::draw( dir => "$dir/old", name => 'tl', t0 => $T, ops => \@ops, events => \@events );
+    is( $o->{error}, $why, 'draw gives that reason instead of a picture' );
 }
 
 done_testing;

@@ -64,6 +64,9 @@ sub gnuplot {
 sub available {
     my $g = gnuplot() or return ( 0, 'gnuplot not found in PATH (Debian: apt-get install gnuplot-nox;'
           . ' sh tools/install-deps installs it)' );
+    my $v = _capture( [ $g, '--version' ] ) // '';
+    my ($major) = $v =~ /^gnuplot (\d+)\./ or return ( 0, "$g --version answered no version" );
+    return ( 0, "$g is gnuplot $major, the timeline needs 5.0 or later" ) if $major < 5;
     my %t = map { $_ => 1 } terminals($g);
     return ( 0, "$g has neither the pngcairo nor the png terminal" ) unless $t{pngcairo} || $t{png};
     return (1);
@@ -110,7 +113,8 @@ sub draw {
         windows => [ map { [ $_->{from} - $t0, $_->{to} - $t0 ] } @win ],
     );
 
-    my $g = gnuplot();
+    my ( $usable, $why ) = available();
+    my $g = $usable ? gnuplot() : undef;
     my %term = map { $_ => 1 } ( $g ? terminals($g) : () );
     my @formats = @{ $o{formats} || ['png'] };
     my @plots;
@@ -122,7 +126,7 @@ sub draw {
             output => $_->[2] ) } @plots;
     $out{script} = _write( $dir, "$name.gp", $script );
     unless ($g) {
-        ( undef, $out{error} ) = available();
+        $out{error} = $why;
         return \%out;
     }
     unless (@plots) {
