@@ -102,11 +102,11 @@ sub draw {
 
     my @all_t = ( map( { @$_ } @spans ), map( { $_->{at} } @ev ), map( { ( $_->{from}, $_->{to} ) } @win ) );
     my ( $xmin, $xmax ) = @all_t ? ( _min(@all_t) - $t0, _max(@all_t) - $t0 ) : ( 0, 1 );
-    my $pad = ( $xmax - $xmin ) * 0.02 || 1;
+    my $pad = ( $xmax - $xmin ) * 0.02 || 1;    # and 4 times that on the right, for the windows' lengths
     my %s = (
         name  => $name, title => $o{title} // 'failover timeline', bin => $bin,
         xlabel => $o{xlabel} // 'seconds', size => $o{size} || \@SIZE,
-        xmin  => $xmin - $pad, xmax => $xmax + $pad,
+        xmin  => $xmin - $pad, xmax => $xmax + 4 * $pad,
         ymax  => _nice( _max( 1, map { ( $_->[2], $_->[3] ) } grep {$_} @$rates ) * 1.25 ),
         y2max => _nice( _max( 1, map { $_->[4] } grep {$_} @$rates ) * 2 ),
         lanes => $lanes, events => [ map { [ $_->{at} - $t0, $_->{name} ] } @ev ],
@@ -242,9 +242,11 @@ set style fill solid 0.6 noborder
 EOT
     my $i = 0;
     for my $e ( @{ $s{events} } ) {
-        # alternate the heights of the labels so that close events stay readable
-        $g .= sprintf "set label %s at %.3f, graph %.2f left offset 0.4,0 textcolor rgb '#b00000' front\n",
-          $q->( $e->[1] ), $e->[0], ( $i++ % 2 ? 0.84 : 0.93 );
+        # alternate the heights of the labels so that close events stay
+        # readable; in the last quarter, the labels go left of their line
+        my $right = $e->[0] > $s{xmin} + 0.75 * ( $s{xmax} - $s{xmin} );
+        $g .= sprintf "set label %s at %.3f, graph %.2f %s textcolor rgb '#b00000' front\n", $q->( $e->[1] ),
+          $e->[0], ( $i++ % 2 ? 0.84 : 0.93 ), $right ? 'right offset -0.4,0' : 'left offset 0.4,0';
     }
     my $rates = $q->("$s{name}-rates.dat");
     $g .= "plot $rates using ((\$1+\$2)/2):3 with lines lw 2 lc rgb '#1f6fb4' title 'reads/s', \\\n"
