@@ -286,12 +286,12 @@ sub _q {
     return qq{"$s"};
 }
 
-# A "nice" axis top: 1, 2 or 5 times a power of ten, at least $v.
+# A round axis top, at least $v and less than 1.25 times it.
 sub _nice {
     my ($v) = @_;
     return 1 if $v <= 1;
     my $p = 10**POSIX::floor( log($v) / log(10) );
-    for my $m ( 1, 2, 5, 10 ) { return $m * $p if $m * $p >= $v }
+    for my $m ( 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10 ) { return $m * $p if $m * $p >= $v }
 }
 
 sub _min { my $m = shift; $_ < $m and $m = $_ for @_; $m }
