@@ -108,7 +108,7 @@ ok( !exists $bin_at{'12.0'}, 'rates: nothing between the runs' );
 is_deeply( [ rows( $out->{data}{events} ) ],
     [ [ '3.900', 'switchover node1 -> node2' ], [ '16.000', 'freeze \\"node2\\" \\\\ SIGSTOP' ] ],
     'events: both, at their time since t0 (quotes escaped for gnuplot)' );
-is_deeply( [ rows( $out->{data}{windows} ) ], [
+is_deeply( [ map { $_->[3] = sprintf '%.3f', $_->[3]; $_ } rows( $out->{data}{windows} ) ], [
         [ 1, '3.850',  '5.100',  '1.250', 'through the module',              'switchover' ],
         [ 2, '3.900',  '5.000',  '1.100', "Patroni's own (raw libpq probe)", 'switchover' ],
         [ 1, '16.200', '17.000', '0.800', 'through the module',              'freeze' ],

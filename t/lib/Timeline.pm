@@ -196,7 +196,7 @@ sub _windows_text {
     my $t = "# lane\tfrom(s)\tto(s)\tseconds\tlane name\tevent\n";
     for my $w (@$win) {
         $lane{ $w->{lane} } //= do { push @lanes, $w->{lane}; scalar @lanes };
-        $t .= sprintf "%d\t%.3f\t%.3f\t%.3f\t%s\t%s\n", $lane{ $w->{lane} }, $w->{from} - $t0, $w->{to} - $t0,
+        $t .= sprintf "%d\t%.3f\t%.3f\t%.6f\t%s\t%s\n", $lane{ $w->{lane} }, $w->{from} - $t0, $w->{to} - $t0,
           $w->{to} - $w->{from}, _q( $w->{lane} ), _q( $w->{event} // '' );
     }
     return ( \@lanes, $t );
