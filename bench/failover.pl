@@ -9,7 +9,11 @@
 #     doing the same kind of work (a transaction: SELECT ... FOR UPDATE, UPDATE).
 # The window is the longest time without an acknowledged write.
 #
-#   perl Makefile.PL && make && perl bench/failover.pl [--rounds 2]
+#   perl Makefile.PL && make && perl bench/failover.pl [--rounds 2] [--out DIR]
+#
+# It also draws what it measured (t/lib/Timeline.pm, with gnuplot): DIR
+# (default /tmp/asbp-failover-DATE-TIME) gets failover.png and failover.svg,
+# the data files and the gnuplot script that drew them.
 #
 # Target: through the module, at most 100 ms longer than Patroni's own window.
 use strict;
@@ -17,14 +21,18 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/../blib/lib", "$FindBin::Bin/../blib/arch";
 use Getopt::Long;
+use File::Spec;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
 use POSIX ();
 use PatroniCluster;
+use Timeline;
 use Workload;
 
-my %o = ( rounds => 2 );
-GetOptions( \%o, 'rounds=i' ) or die "bad options\n";
+my %o = ( rounds => 2,
+    out => File::Spec->catdir( File::Spec->tmpdir, POSIX::strftime( 'asbp-failover-%Y%m%d-%H%M%S', localtime ) ) );
+GetOptions( \%o, 'rounds=i', 'out=s' ) or die "usage: $0 [--rounds N] [--out DIR]\n";
+my $T0 = time;
 $| = 1;
 my ( $ok, $why ) = PatroniCluster::available();
 die "cannot run: $why\n" unless $ok;
@@ -64,18 +72,19 @@ sub multihost_start {
     POSIX::_exit(0);
 }
 
+# The longest time without a write between $from and $to, and where it was.
 sub multihost_gap {
     my ( $log, $from, $to ) = @_;
     open my $fh, '<', $log or return;
     my @t = grep { $_ >= $from && $_ <= $to } map { chomp; $_ } <$fh>;
-    my ( $gap, $prev ) = ( 0, $from );
-    for ( @t, $to ) { $gap = $_ - $prev if $_ - $prev > $gap; $prev = $_ }
-    return $gap;
+    my ( $gap, $a, $b, $prev ) = ( 0, $from, $from, $from );
+    for ( @t, $to ) { ( $gap, $a, $b ) = ( $_ - $prev, $prev, $_ ) if $_ - $prev > $gap; $prev = $_ }
+    return ( $gap, $a, $b );
 }
 
 my %args = ( DataSource => $c->dsn( scalar $c->leader ), UserName => $c->user, Password => $c->password,
     PatroniUrl => $c->patroni_url );
-my @events;
+my ( @events, @ops, @spans, @windows );
 for my $round ( 1 .. $o{rounds} ) {
     for my $kind (qw(switchover crash)) {
         my $mh = "$dir/mh-$round-$kind.log";
@@ -105,9 +114,17 @@ for my $round ( 1 .. $o{rounds} ) {
         waitpid $mpid, 0;
         my $end = time;
         my ( $gap, $ga, $gb ) = Workload::write_gap( $r, $at - 1, $end - 0.5 );
+        my ( $mgap, $ma, $mb ) = multihost_gap( $mh, $at - 1, $end - 0.5 );
+        push @ops, @{ $r->{ops} };
+        push @spans, [ $w->{t0}, @{ $r->{ops} } ? $r->{ops}[-1]{t1} : $end ];
+        push @windows, { lane => 'through the module', from => $ga, to => $gb, event => "$kind $round" };
+        push @windows, { lane => "Patroni's own (raw libpq probe)", from => $pr->{gap_from}, to => $pr->{gap_to},
+            event => "$kind $round" } if $pr->{gap_from};
+        push @windows, { lane => 'multi-host libpq client', from => $ma, to => $mb, event => "$kind $round" }
+          if defined $mgap;
         push @events, {
             name => $kind, round => $round, desc => $desc, module => $gap, patroni => $pr->{max_gap},
-            multihost => multihost_gap( $mh, $at - 1, $end - 0.5 ),
+            multihost => $mgap // 0, at => $at,
             errors => scalar @{ $r->{errors} }, lost => scalar( Workload::verify( $r, Workload::rows( $c, qr/^mh/ ) ) ),
             # where our window sits against Patroni's: last write before, first after
             start_lag => $pr->{gap_from} ? $ga - $pr->{gap_from} : 0,
@@ -132,4 +149,14 @@ for (@events) {
       $_->{module}, $_->{patroni}, ( $_->{module} - $_->{patroni} ) * 1000, $_->{multihost}, $_->{errors}, $_->{lost};
 }
 print "\ntarget: module at most 100 ms longer than Patroni's own window\n";
+my $pic = Timeline::draw(
+    dir => $o{out}, name => 'failover', t0 => $T0, xlabel => 'seconds since the benchmark started',
+    title => sprintf( 'bench/failover.pl %s: 4 workers through the module, %d rounds, 3-node Patroni cluster'
+          . ' (synchronous_mode)', POSIX::strftime( '%Y-%m-%d %H:%M', localtime $T0 ), $o{rounds} ),
+    ops => \@ops, spans => \@spans, windows => \@windows, formats => [qw(png svg)],
+    events => [ map { { at => $_->{at}, name => "$_->{name} $_->{round}: $_->{desc}" } } @events ],
+);
+print $pic->{png}
+  ? "timeline picture: $pic->{png}" . ( $pic->{svg} ? " and $pic->{svg}" : '' ) . " (data and gnuplot script beside it)\n"
+  : "timeline picture: none: $pic->{error} (data and gnuplot script kept in $o{out})\n";
 $c->stop;

@@ -5,20 +5,28 @@
 # planned switchover and a crash of the leader during the run, and a report.
 #
 #   sh tools/demo                       (installs, builds, runs this)
-#   perl tools/demo.pl [--workers 4] [--seconds 45]
+#   perl tools/demo.pl [--workers 4] [--seconds 45] [--out DIR]
 #   ASBP_KEEP_CLUSTER=1 sh tools/demo   keeps the cluster running afterwards
+#
+# It also draws what it measured (t/lib/Timeline.pm, with gnuplot): DIR
+# (default /tmp/asbp-demo-DATE-TIME) gets timeline.png and timeline.svg,
+# the data files and the gnuplot script that drew them.
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/../blib/lib", "$FindBin::Bin/../blib/arch";
 use Getopt::Long;
+use File::Spec;
 use File::Temp qw(tempdir);
+use POSIX qw(strftime);
 use Time::HiRes qw(time sleep);
 use PatroniCluster;
+use Timeline;
 use Workload;
 
-my %o = ( workers => 4, seconds => 45 );
-GetOptions( \%o, 'workers=i', 'seconds=i' ) or die "usage: $0 [--workers N] [--seconds S]\n";
+my %o = ( workers => 4, seconds => 45,
+    out => File::Spec->catdir( File::Spec->tmpdir, strftime( 'asbp-demo-%Y%m%d-%H%M%S', localtime ) ) );
+GetOptions( \%o, 'workers=i', 'seconds=i', 'out=s' ) or die "usage: $0 [--workers N] [--seconds S] [--out DIR]\n";
 $| = 1;
 die "the demo needs at least 35 seconds\n" if $o{seconds} < 35;
 
@@ -75,7 +83,8 @@ run_for(5);
     my $t = time;
     progress('switchover requested');
     my $sw = $c->switchover;
-    push @events, { name => 'switchover', at => $t, old => $sw->{old}, new => $sw->{new} };
+    push @events, { name => 'switchover', at => $t, old => $sw->{old}, new => $sw->{new},
+        label => "switchover node$sw->{old} -> node$sw->{new}" };
     progress( sprintf 'switchover done: node%d -> node%d (%.1f s)', $sw->{old}, $sw->{new}, $sw->{writable_seconds} );
     run_for(4);
     $events[-1]{probe} = $c->stop_probe($p);
@@ -91,7 +100,8 @@ run_for(3);
     progress("killed the leader node$k->{node} (SIGKILL of Patroni, the postmaster and its children)");
     my ( $new, $secs ) = $c->wait_new_leader( old => $k->{node}, since => $k->{at}, timeout => 60 );
     $c->wait_writable( $new, 20 );
-    push @events, { name => 'leader crash', at => $k->{at}, old => $k->{node}, new => $new };
+    push @events, { name => 'leader crash', at => $k->{at}, old => $k->{node}, new => $new,
+        label => "leader crash: node$k->{node} killed, node$new leads" };
     progress( sprintf 'node%d is the new leader, %.1f s after the crash', $new, $secs );
     run_for(3);
     $events[-1]{probe} = $c->stop_probe($p);
@@ -128,11 +138,32 @@ printf "sessions checked      %d acknowledged sessions, %d lost, %d stale reads\
 print "                      $_\n" for @lost[ 0 .. ( $#lost < 4 ? $#lost : 4 ) ];
 print "\nwrite-unavailable window (longest time without an acknowledged write):\n";
 printf "  %-14s %22s %24s %10s\n", 'event', 'through the module', "Patroni's own (raw probe)", 'difference';
+my @windows;
 for my $ev (@events) {
-    my ($gap) = Workload::write_gap( $r, $ev->{at} - 1, $ev->{end} );
+    my ( $gap, $from, $to ) = Workload::write_gap( $r, $ev->{at} - 1, $ev->{end} );
     my $pg = $ev->{probe}{max_gap} // 0;
+    push @windows, { lane => 'through the module', from => $from, to => $to, event => $ev->{name} };
+    push @windows, { lane => "Patroni's own (raw libpq probe)", from => $ev->{probe}{gap_from},
+        to => $ev->{probe}{gap_to}, event => $ev->{name} } if $ev->{probe}{gap_from};
     printf "  %-14s %20.2f s %22.2f s %+8.0f ms   (node%d -> node%d)\n", $ev->{name}, $gap, $pg,
       ( $gap - $pg ) * 1000, $ev->{old}, $ev->{new};
+}
+my $pic = Timeline::draw(
+    dir => $o{out}, name => 'timeline', t0 => $T0, xlabel => 'seconds since the demo started',
+    title => sprintf( 'demo %s: %d workers through Apache::Session::Browseable::Patroni,'
+          . ' 3-node Patroni cluster (synchronous_mode)', strftime( '%Y-%m-%d %H:%M', localtime $T0 ), $o{workers} ),
+    ops => $r->{ops}, spans => [ [ $w->{t0}, @{ $r->{ops} } ? $r->{ops}[-1]{t1} : time ] ],
+    events => [ map { { at => $_->{at}, name => $_->{label} } } @events ], windows => \@windows,
+    formats => [qw(png svg)],
+);
+if ( $pic->{png} ) {
+    print "\ntimeline picture      $pic->{png}\n";
+    print "                      $pic->{svg}\n" if $pic->{svg};
+    print "                      (data and gnuplot script beside it: cd $o{out} && gnuplot timeline.gp)\n";
+}
+else {
+    print "\ntimeline picture      none: $pic->{error}\n";
+    print "                      (data and gnuplot script kept in $o{out})\n";
 }
 print "\nA switchover should cost callers a delay, not an error; a crash leaves no leader for\n"
   . "about Patroni's ttl (10 s here), and calls that cannot wait that long (FailoverTimeout 4 s,\n"
