@@ -726,7 +726,22 @@ L<https://lemonldap-ng.org>
 
 =head1 COPYRIGHT AND LICENSE
 
+Copyright (C) 2026 the Apache::Session::Browseable::Patroni developers.
+
 This library is free software; you can redistribute it and/or modify it
-under the same terms as Perl itself.
+under the same terms as Perl 5 itself: either the Artistic License 1.0 or
+the GNU General Public License, version 1 or (at your option) any later
+version.  The LICENSE file of the distribution says where the texts are.
+
+This module replaces, under the same class name, the pure-Perl
+Apache::Session::Browseable::Patroni of the Apache-Session-Browseable
+distribution, and keeps its options, its behaviour towards LemonLDAP::NG
+and the wording of its log messages, and those of
+L<Apache::Session::Browseable::PgJSON>, so that configurations and log
+alerts carry over.  Apache-Session-Browseable is by Xavier Guimard,
+Clément Oudot and the LemonLDAP::NG team (L<https://lemonldap-ng.org>),
+under the same Perl 5 terms; its copyright remains with them, and this
+module is a separate implementation (a C core with an XS layer) that
+claims none of it.
 
 =cut
