@@ -79,6 +79,31 @@ sub unserialize {
     $session->{data} = $data;
 }
 
+# ---- messages (see POD: MESSAGES) ------------------------------------------
+# The XS calls _emit(level, text) for each of the core's messages once the
+# core call has returned, inside an eval (a handler or logger that dies is
+# contained there).  $LOGGER: the program's code reference, or undef for warn.
+
+my $LOGGER;
+my %WORD = ( error => 'error', warn => 'warning', info => 'info' );
+
+sub logger {
+    my $class = shift;
+    if (@_) {
+        my $code = shift;
+        die __PACKAGE__ . "->logger expects a code reference or undef\n"
+          if defined $code and ref $code ne 'CODE';
+        $LOGGER = $code;
+    }
+    return $LOGGER;
+}
+
+sub _emit {
+    my ( $level, $text ) = @_;
+    return $LOGGER->( $level, $text ) if $LOGGER;
+    warn __PACKAGE__ . "[$$] " . ( $WORD{$level} // $level ) . ": $text\n";
+}
+
 # This process's view of the DataSource of $args (see POD: status).
 sub status {
     my ( $class, $args ) = @_;
