@@ -160,7 +160,13 @@ static asbp_ctx *new_ctx(pTHX)
 static void release_ctx(pTHX_ void *p)
 {
     dMY_CXT;
+    asbp_log_level level;
+    char text[2048];
     PERL_UNUSED_ARG(p);
+    /* too late for Perl code: what is still queued goes to STDERR */
+    while (MY_CXT.ctx && asbp_log_queue_take(asbp_ctx_log_queue(MY_CXT.ctx), &level,
+                                             text, sizeof text))
+        print_direct(aTHX_ level, text);
     asbp_ctx_release(MY_CXT.ctx);
     MY_CXT.ctx = NULL;
 }
