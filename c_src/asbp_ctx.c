@@ -25,7 +25,11 @@ struct asbp_ctx {
     int commit_lost;            /* fault injection, test builds only */
 #endif
     asbp_log_recent recent[32]; /* the logger's repeat suppression */
+    asbp_log_queue *logq;       /* owned: messages waiting for the caller */
 };
+
+/* Messages kept between two emptyings of the queue (the last ones). */
+#define LOG_QUEUE_CAP 64
 
 asbp_ctx *asbp_ctx_new(void)
 {
@@ -33,7 +37,10 @@ asbp_ctx *asbp_ctx_new(void)
     if (!ctx)
         return NULL;
     ctx->pool = asbp_pool_new(8);
-    if (!ctx->pool) {
+    ctx->logq = asbp_log_queue_new(LOG_QUEUE_CAP);
+    if (!ctx->pool || !ctx->logq) {
+        asbp_pool_free(ctx->pool);
+        asbp_log_queue_free(ctx->logq);
         free(ctx);
         return NULL;
     }
@@ -69,12 +76,14 @@ void asbp_ctx_free(asbp_ctx *ctx)
     for (i = 0; i < ctx->nclusters; i++)
         asbp_cluster_free(ctx->clusters[i]);
     free(ctx->clusters);
+    asbp_log_queue_free(ctx->logq);
     free(ctx);
 }
 
 asbp_clock *asbp_ctx_clock(asbp_ctx *ctx) { return &ctx->clock; }
 asbp_logger *asbp_ctx_logger(asbp_ctx *ctx) { return &ctx->logger; }
 asbp_pool *asbp_ctx_pool(asbp_ctx *ctx) { return ctx->pool; }
+asbp_log_queue *asbp_ctx_log_queue(asbp_ctx *ctx) { return ctx->logq; }
 int64_t asbp_ctx_now(const asbp_ctx *ctx) { return asbp_clock_now_ms(&ctx->clock); }
 
 #ifdef ASBP_TEST_HOOKS
@@ -97,6 +106,7 @@ void asbp_ctx_check_fork(asbp_ctx *ctx)
     ASBP_TRACE(&ctx->logger, "pid %ld: forked from %ld, abandoning inherited connections",
                (long)me, (long)ctx->pid);
     asbp_pool_after_fork(ctx->pool);
+    asbp_log_queue_clear(ctx->logq);   /* the parent's to emit */
     ctx->pid = me;
 }
 

@@ -7,7 +7,7 @@
  * This is the only long-lived state of the core, and it is explicit: the
  * XS layer creates one context per interpreter and passes it to every call.
  * After a fork the context notices the new pid and abandons the parent's
- * connections (asbp_ctx_check_fork).
+ * connections and the messages still queued (asbp_ctx_check_fork).
  */
 #ifndef ASBP_CTX_H
 #define ASBP_CTX_H
@@ -32,6 +32,10 @@ void asbp_ctx_free(asbp_ctx *ctx);    /* frees now, whatever the count */
 asbp_clock *asbp_ctx_clock(asbp_ctx *ctx);
 asbp_logger *asbp_ctx_logger(asbp_ctx *ctx);
 asbp_pool *asbp_ctx_pool(asbp_ctx *ctx);
+/* A queue of 64 messages, owned by the context, for a logger whose
+ * messages must wait until the core call returns (see asbp_log.h); the
+ * logger is not connected to it unless its user does so. */
+asbp_log_queue *asbp_ctx_log_queue(asbp_ctx *ctx);
 int64_t asbp_ctx_now(const asbp_ctx *ctx);
 
 #ifdef ASBP_TEST_HOOKS

@@ -2,9 +2,11 @@
  * asbp_log: how the core reports what an operator should see.
  *
  * The core never prints.  It hands each message to a logger callback set
- * by its user (the XS layer writes them to STDERR, as the pure-Perl module
- * does).  Trace messages (one per libpq/libcurl call site that matters) are
- * produced only when the logger's trace flag is on.
+ * by its user.  The XS layer's callback puts them in a bounded queue
+ * (asbp_log_queue, below) that it empties once the core call has
+ * returned, through Perl's warn (or a logger the program set): Perl code
+ * never runs inside the core.  Trace messages (one per libpq/libcurl call
+ * site that matters) are produced only when the logger's trace flag is on.
  */
 #ifndef ASBP_LOG_H
 #define ASBP_LOG_H
@@ -23,7 +25,7 @@ typedef void (*asbp_log_fn)(void *ud, asbp_log_level level, const char *msg);
 
 /* A message seen recently (one slot of the repeat-suppression table). */
 typedef struct asbp_log_recent {
-    unsigned long hash;    /* of the text; 0: free slot */
+    unsigned long hash;    /* the text's key (asbp_log_key); 0: free slot */
     int64_t since_ms;      /* when it was last printed */
     unsigned long repeats; /* suppressed since then */
 } asbp_log_recent;
@@ -46,8 +48,10 @@ typedef struct asbp_logger {
     int trace;        /* non-zero: ASBP_LOG_TRACE messages are produced */
     /*
      * Repeat suppression (every level but ASBP_LOG_TRACE): the same text,
-     * whatever its level, is printed at most once per dedupe_ms; the next
-     * time it is printed it says how many times it was suppressed.  During
+     * whatever its level and whatever its counts and durations (the
+     * numbers asbp_log_key masks), is printed at most once per dedupe_ms;
+     * the next time it is printed it says how many times it was suppressed.
+     * During
      * an outage every worker process would otherwise print the same line
      * several times a second.  The table holds nrecent texts; a new text
      * takes the slot printed longest ago.  recent NULL, nrecent 0 or
@@ -75,6 +79,42 @@ void asbp_log_at(const asbp_logger *lg, int64_t now_ms, asbp_log_level level,
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+
+/*
+ * The key under which repeats of msg are counted: a hash of the text in
+ * which every number that stands alone ("29 s more", "after 96 ms",
+ * "(12s old)", "restart 2 of") counts as one placeholder, so that a line
+ * whose count or duration changes is still the same line.  Digits that
+ * belong to a name or an address are kept: those after a letter, a digit
+ * or one of . : / = @ _ - [ % # + (host1, 10.0.0.1, :5432, port=5432),
+ * a number followed by '.' or ':' and more (10.0.0.1, 2001:db8::1),
+ * and digits mixed with letters (57P01).  Never 0 (a free slot).
+ */
+unsigned long asbp_log_key(const char *msg);
+
+/*
+ * A bounded queue of messages, oldest first, for a logger whose output
+ * must wait (see the top of this file).  asbp_log_queue_sink is an
+ * asbp_log_fn whose ud is the queue.  When the queue holds `cap'
+ * messages, a new one pushes out the oldest, which is counted as dropped
+ * (so is a message that finds no memory).  The queue owns copies of the
+ * texts.
+ */
+typedef struct asbp_log_queue asbp_log_queue;
+
+asbp_log_queue *asbp_log_queue_new(size_t cap);     /* NULL: out of memory */
+void asbp_log_queue_free(asbp_log_queue *q);        /* accepts NULL */
+void asbp_log_queue_sink(void *q, asbp_log_level level, const char *msg);
+size_t asbp_log_queue_count(const asbp_log_queue *q);
+/* Takes the oldest message: copies its text into buf (size bytes, cut if
+ * longer, always NUL-terminated) and its level into *level; 0 when empty. */
+int asbp_log_queue_take(asbp_log_queue *q, asbp_log_level *level, char *buf,
+                        size_t size);
+/* The number of messages dropped since the last call (and resets it). */
+unsigned long asbp_log_queue_take_dropped(asbp_log_queue *q);
+/* Forgets every message (and the dropped count): after a fork, the
+ * parent's messages are the parent's to emit. */
+void asbp_log_queue_clear(asbp_log_queue *q);
 
 #define ASBP_TRACE(lg, ...)                                   \
     do {                                                      \

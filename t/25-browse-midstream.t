@@ -65,9 +65,10 @@ package KillingDecoder {
         sub { eval { Apache::Session::Browseable::Patroni::_browse_collect( $args, 'all', undef, undef, undef, $dec ) }; $e = $@ } );
     is( $dec->{killed}, 4, 'killed at every pass: three restarts, then ...' );
     like( $e, qr/reading the rows of table sessions stopped after \d+ rows/, '... the error is raised' );
-    # (restart 1's line is the same as in the block above, printed less than
-    # 10 s ago: the module's repeat suppression holds it back)
-    like( $err, qr/\(restart 3 of at most 3\)/, 'the third restart was logged' );
+    # (the restart lines differ from the one of the block above, printed
+    # less than 10 s ago, only by their numbers: the module's repeat
+    # suppression holds them back)
+    unlike( $err, qr/restarting a read/, 'the restart lines, repeats of one printed just before, are held back' );
 }
 
 {

@@ -42,7 +42,8 @@ if ( !$bpid ) {
     until ( -e "$dir/w/stop" ) {
         my $t0 = time;
         my @w;
-        local $SIG{__WARN__} = sub { push @w, @_ };
+        # errors only: the module's log lines (warnings too) stay on STDERR
+        local $SIG{__WARN__} = sub { $_[0] =~ /^\Q$C\E\[\d+\] / ? print STDERR $_[0] : push @w, @_ };
         my $ok = eval {
             my $r = $C->searchOn( {%args}, _session_kind => 'SSO', 'uid' );
             die "searchOn returned no hash\n" unless ref $r eq 'HASH';

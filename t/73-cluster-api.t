@@ -82,7 +82,8 @@ diag "switchover node$sw->{old} -> node$new";
 $c->stop_api($_) for $c->nodes;
 Apache::Session::Browseable::Patroni::_clock_offset_ms(120_000);    # leader cache expired
 my @w;
-local $SIG{__WARN__} = sub { push @w, @_ };
+# errors only: the module's log lines (warnings too) stay on STDERR
+local $SIG{__WARN__} = sub { $_[0] =~ /^\Q$C\E\[\d+\] / ? print STDERR $_[0] : push @w, @_ };
 my $ok = eval {
     tie( my %t, $C, $sid, $a );
     $t{v} = 'after';

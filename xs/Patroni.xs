@@ -35,24 +35,111 @@ START_MY_CXT
 
 #define LOG_PREFIX "Apache::Session::Browseable::Patroni"
 
-/* ---- logging: the core's messages go to STDERR, as upstream's do ------ */
+/* ---- logging ----------------------------------------------------------
+ *
+ * The core's messages wait in the context's queue (c_src/asbp_log.h) and
+ * reach Perl only once the core call has returned: flush_log hands each to
+ * the module's _emit (warn, or the program's logger) inside an eval, so
+ * that a __WARN__ handler or a logger that dies can never unwind through C
+ * code nor change the outcome of the operation.  Traces (ASBP_TRACE=1), a
+ * debugging aid printed in bulk, go straight to STDERR with the time. */
 
+static const char *const level_names[] = { "error", "warn", "info", "trace" };
+static const char *const level_words[] = { "error", "warning", "info", "trace" };
+
+static const char *level_word(asbp_log_level level)
+{
+    return level_words[level <= ASBP_LOG_TRACE ? level : 0];
+}
+
+static void print_direct(pTHX_ asbp_log_level level, const char *msg)
+{
+    PerlIO_printf(PerlIO_stderr(), "%s[%ld] %s: %s\n", LOG_PREFIX, (long)getpid(),
+                  level_word(level), msg);
+    PerlIO_flush(PerlIO_stderr());
+}
+
+/* The core's logger callback (ud: the context's queue).  Runs inside the
+ * core: it calls no Perl code. */
 static void xs_log(void *ud, asbp_log_level level, const char *msg)
 {
     dTHX;
-    static const char *const names[] = { "error", "warning", "info", "trace" };
-    PERL_UNUSED_ARG(ud);
+    dMY_CXT;
     if (level == ASBP_LOG_TRACE) {
         /* traces carry the wall-clock time, to follow a failover */
         struct timeval tv;
         gettimeofday(&tv, NULL);
         PerlIO_printf(PerlIO_stderr(), "%s[%ld] %ld.%06ld trace: %s\n", LOG_PREFIX,
                       (long)getpid(), (long)tv.tv_sec, (long)tv.tv_usec, msg);
+        PerlIO_flush(PerlIO_stderr());
+    } else if (!MY_CXT.ctx) {
+        /* the interpreter is going away: nobody will empty the queue */
+        print_direct(aTHX_ level, msg);
     } else {
-        PerlIO_printf(PerlIO_stderr(), "%s[%ld] %s: %s\n", LOG_PREFIX,
-                      (long)getpid(), names[level <= ASBP_LOG_TRACE ? level : 0], msg);
+        asbp_log_queue_sink(ud, level, msg);
     }
-    PerlIO_flush(PerlIO_stderr());
+}
+
+/* One message through Perl: _emit(level, text) in an eval, with $@ kept.
+ * A handler or logger that dies: the message and the reason are printed
+ * on STDERR directly, and the caller goes on. */
+static void emit_one(pTHX_ asbp_log_level level, const char *msg)
+{
+    dSP;
+    ENTER;
+    SAVETMPS;
+    save_scalar(PL_errgv);   /* local $@ */
+    PUSHMARK(SP);
+    EXTEND(SP, 2);
+    mPUSHs(newSVpv(level_names[level <= ASBP_LOG_TRACE ? level : 0], 0));
+    mPUSHs(newSVpv(msg, 0));   /* bytes, as they were printed */
+    PUTBACK;
+    (void)call_pv("Apache::Session::Browseable::Patroni::_emit", G_EVAL | G_DISCARD);
+    if (SvTRUE(ERRSV)) {
+        STRLEN l;
+        const char *why = SvPV(ERRSV, l);
+        print_direct(aTHX_ level, msg);
+        PerlIO_printf(PerlIO_stderr(), "%s[%ld] error: the message above could not go "
+                      "through warn or the logger, which died: %.*s\n", LOG_PREFIX,
+                      (long)getpid(), (int)(l && why[l - 1] == '\n' ? l - 1 : l), why);
+        PerlIO_flush(PerlIO_stderr());
+    }
+    FREETMPS;
+    LEAVE;
+}
+
+/* Emits the queued messages, oldest first.  Called after each core call
+ * returns and before an error is raised; never while the core runs.
+ * Returns the number emitted: Perl code ran when it is not 0. */
+static unsigned long flush_log(pTHX)
+{
+    dMY_CXT;
+    asbp_log_queue *q;
+    unsigned long dropped;
+    asbp_log_level level;
+    char text[2048];
+    unsigned long n = 0;
+    if (!MY_CXT.ctx)
+        return 0;
+    q = asbp_ctx_log_queue(MY_CXT.ctx);
+    if (!asbp_log_queue_count(q))
+        return 0;           /* the common case: nothing to say */
+    dropped = asbp_log_queue_take_dropped(q);
+    if (dropped) {
+        snprintf(text, sizeof text, "%lu older message%s dropped (%lu in one call; "
+                 "the last %lu follow)", dropped, dropped == 1 ? "" : "s",
+                 (unsigned long)(dropped + asbp_log_queue_count(q)),
+                 (unsigned long)asbp_log_queue_count(q));
+        emit_one(aTHX_ ASBP_LOG_WARN, text);
+        n++;
+    }
+    /* taken one at a time: a logger that uses the module empties the
+     * queue further itself, and nothing is emitted twice */
+    while (asbp_log_queue_take(q, &level, text, sizeof text)) {
+        emit_one(aTHX_ level, text);
+        n++;
+    }
+    return n;
 }
 
 static asbp_ctx *new_ctx(pTHX)
@@ -62,6 +149,7 @@ static asbp_ctx *new_ctx(pTHX)
     if (!ctx)
         croak("%s: out of memory", LOG_PREFIX);
     asbp_ctx_logger(ctx)->fn = xs_log;
+    asbp_ctx_logger(ctx)->ud = asbp_ctx_log_queue(ctx);
     trace = getenv("ASBP_TRACE");
     asbp_ctx_logger(ctx)->trace = trace && *trace && strcmp(trace, "0") != 0;
     return ctx;
@@ -72,7 +160,13 @@ static asbp_ctx *new_ctx(pTHX)
 static void release_ctx(pTHX_ void *p)
 {
     dMY_CXT;
+    asbp_log_level level;
+    char text[2048];
     PERL_UNUSED_ARG(p);
+    /* too late for Perl code: what is still queued goes to STDERR */
+    while (MY_CXT.ctx && asbp_log_queue_take(asbp_ctx_log_queue(MY_CXT.ctx), &level,
+                                             text, sizeof text))
+        print_direct(aTHX_ level, text);
     asbp_ctx_release(MY_CXT.ctx);
     MY_CXT.ctx = NULL;
 }
@@ -106,6 +200,7 @@ static void croak_err(pTHX_ const asbp_err *e);
 /* croak_err, or the warning above when called from a destructor. */
 static void report_err(pTHX_ const asbp_err *e)
 {
+    flush_log(aTHX);
     if (!in_destructor(aTHX))
         croak_err(aTHX_ e);
     if (e->sqlstate[0])
@@ -116,6 +211,7 @@ static void report_err(pTHX_ const asbp_err *e)
 
 static void croak_err(pTHX_ const asbp_err *e)
 {
+    flush_log(aTHX);
     if (e->code == ASBP_E_NOTFOUND)
         croak("Object does not exist in the data store");
     if (e->sqlstate[0])
@@ -719,6 +815,7 @@ static SV *browse_collect(pTHX_ HV *args, browse_req *r, SV *json)
         }
     }
     cursor_dispose(aTHX_ cursor);
+    flush_log(aTHX);
     return res_rv;
 }
 
@@ -748,6 +845,7 @@ static SV *browse_each(pTHX_ HV *args, SV *code, SV *json)
     if (asbp_browse_open(src, &spec, &b, &e) != ASBP_OK)
         croak_err(aTHX_ &e);
     cursor = cursor_new(aTHX_ b);
+    flush_log(aTHX);   /* before the code runs */
     for (;;) {
         int row;
         const char *id, *why = NULL, *p;
@@ -802,6 +900,7 @@ static SV *browse_each(pTHX_ HV *args, SV *code, SV *json)
         LEAVE;
     }
     cursor_dispose(aTHX_ cursor);
+    flush_log(aTHX);
     return res_rv;
 }
 
@@ -862,6 +961,7 @@ static void store_write(pTHX_ SV *self, SV *args, SV *idsv, SV *text, int update
                 : asbp_store_insert(st, id, data, &e);
     if (rc != ASBP_OK)
         report_err(aTHX_ &e);
+    flush_log(aTHX);
 }
 
 /* close and DESTROY: ends the transaction, COMMIT of what was written
@@ -875,6 +975,7 @@ static void store_end(pTHX_ SV *self)
     asbp_err_clear(&e);
     if (asbp_store_close(st, &e) != ASBP_OK)
         report_err(aTHX_ &e);
+    flush_log(aTHX);
 }
 
 MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Patroni
@@ -1065,6 +1166,7 @@ CODE:
     (void)hv_stores(hv, "pool_idle", newSVuv(asbp_pool_idle_count(asbp_ctx_pool(ctx))));
     (void)hv_stores(hv, "pid", newSViv((IV)getpid()));
     RETVAL = newRV_noinc((SV *)hv);
+    flush_log(aTHX);
 }
 OUTPUT:
     RETVAL
@@ -1113,6 +1215,7 @@ CODE:
     (void)hv_stores(hv, "members", newRV_noinc((SV *)members));
     asbp_discovery_result_clear(&res);
     RETVAL = newRV_noinc((SV *)hv);
+    flush_log(aTHX);
 }
 OUTPUT:
     RETVAL
@@ -1159,6 +1262,7 @@ CODE:
     (void)hv_stores(hv, "items", newRV_noinc((SV *)items));
     asbp_schema_report_clear(&rep);
     RETVAL = newRV_noinc((SV *)hv);
+    flush_log(aTHX);
 }
 OUTPUT:
     RETVAL
@@ -1168,6 +1272,7 @@ _check_options(args)
     SV *args
 CODE:
     (void)source_for(aTHX_ hash_arg(aTHX_ args, "the options"), NULL);
+    flush_log(aTHX);
 
 SV *
 _browse_collect(args, kind, field, value, fields, json)
@@ -1227,6 +1332,7 @@ CODE:
     if (asbp_browse_open(src, &r.spec, &b, &e) != ASBP_OK)
         croak_err(aTHX_ &e);
     RETVAL = cursor_new(aTHX_ b);
+    flush_log(aTHX);
     SvREFCNT_inc_simple_void_NN(RETVAL);
 }
 OUTPUT:
@@ -1260,6 +1366,7 @@ PPCODE:
     if (asbp_browse_delete_lower(src, &pr, &deleted, &e) != ASBP_OK) {
         if (e.code == ASBP_E_USAGE)
             croak_err(aTHX_ &e);
+        flush_log(aTHX);
         EXTEND(SP, 2);
         PUSHs(&PL_sv_undef);
         if (e.sqlstate[0])
@@ -1268,6 +1375,7 @@ PPCODE:
             mPUSHs(newSVpv(e.msg, 0));
         XSRETURN(2);
     }
+    flush_log(aTHX);
     mXPUSHs(newSViv((IV)deleted));
     XSRETURN(1);
 }
@@ -1307,6 +1415,7 @@ CODE:
     if (asbp_store_materialize(st, p, &data, &len, &e) != ASBP_OK)
         croak_err(aTHX_ &e);
     RETVAL = newSVpvn_utf8(data, len, 1);
+    flush_log(aTHX);
 }
 OUTPUT:
     RETVAL
@@ -1326,6 +1435,7 @@ CODE:
     asbp_err_clear(&e);
     if (asbp_store_remove(st, p, &e) != ASBP_OK)
         report_err(aTHX_ &e);
+    flush_log(aTHX);
 }
 
 void
@@ -1383,6 +1493,10 @@ PPCODE:
         cursor_dispose(aTHX_ self);
         croak_err(aTHX_ &e);
     }
+    /* before anything is pushed; if Perl code ran, the cursor may have
+     * been closed meanwhile */
+    if (flush_log(aTHX) && row)
+        b = cursor_of(aTHX_ self);
     if (!row)
         XSRETURN_EMPTY;
     n = asbp_browse_ncols(b);

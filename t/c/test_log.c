@@ -191,8 +191,125 @@ static void test_long_and_real_clock(void)
     is_str(last(&s), "real 1", "its text");
 }
 
+/* Keys: a lone number is one placeholder; names and addresses are not. */
+static void test_key(void)
+{
+    static const char *const same[][2] = {
+        { "Circuit breaker active (Patroni API not asked for 29s more)",
+          "Circuit breaker active (Patroni API not asked for 28s more)" },
+        { "waiting 29 s more", "waiting 28 s more" },
+        { "using cached leader 10.0.0.1:5432 (3s old)",
+          "using cached leader 10.0.0.1:5432 (12s old)" },
+        { "operation succeeded after 96 ms (first error: x)",
+          "operation succeeded after 1500 ms (first error: x)" },
+        { "restart 1 of at most 3", "restart 2 of at most 3" },
+        { "took 1.5 s.", "took 12.25 s." },
+        { "12", "3" },
+    };
+    static const char *const differ[][2] = {
+        { "API down", "API up" },
+        { "reconnected to 10.0.0.1:5432", "reconnected to 10.0.0.2:5432" },
+        { "reconnected to h1:5432", "reconnected to h1:5433" },
+        { "dbi:Pg:host=a;port=5432", "dbi:Pg:host=a;port=5433" },
+        { "Bad response from http://h:8008/cluster", "Bad response from http://h:8009/cluster" },
+        { "host1 down", "host2 down" },
+        { "error 57P01", "error 08P01" },
+        { "at 2001:db8::1 now", "at 2001:db8::2 now" },
+        { "node-1 down", "node-2 down" },
+        { "29 s more", "29 s less" },
+        { "29 s more", "29 ms more" },
+    };
+    size_t i;
+    for (i = 0; i < sizeof same / sizeof same[0]; i++)
+        ok(asbp_log_key(same[i][0]) == asbp_log_key(same[i][1]),
+           "same key: '%s' and '%s'", same[i][0], same[i][1]);
+    for (i = 0; i < sizeof differ / sizeof differ[0]; i++)
+        ok(asbp_log_key(differ[i][0]) != asbp_log_key(differ[i][1]),
+           "different keys: '%s' and '%s'", differ[i][0], differ[i][1]);
+    ok(asbp_log_key("") != 0, "never 0, even for an empty text");
+}
+
+/* The rate limit uses that key; the printed text keeps its numbers. */
+static void test_window_numbers(void)
+{
+    static sink s;
+    asbp_log_recent table[4];
+    asbp_logger lg = { keep, &s, 0, table, 4, 10000 };
+
+    memset(table, 0, sizeof table);
+    asbp_log_at(&lg, T0, ASBP_LOG_WARN, "breaker active (%ds more)", 30);
+    asbp_log_at(&lg, T0 + 1000, ASBP_LOG_WARN, "breaker active (%ds more)", 29);
+    asbp_log_at(&lg, T0 + 2000, ASBP_LOG_WARN, "breaker active (%ds more)", 28);
+    is_int(s.n, 1, "a line whose number changes is suppressed within the window");
+    is_str(last(&s), "breaker active (30s more)", "the first one printed, numbers kept");
+    asbp_log_at(&lg, T0 + 10000, ASBP_LOG_WARN, "breaker active (%ds more)", 20);
+    is_int(s.n, 2, "printed again after the window");
+    is_str(last(&s), "breaker active (20s more) (and 2 more times in 10s)",
+           "with its own number and the count");
+    asbp_log_at(&lg, T0 + 11000, ASBP_LOG_WARN, "reconnected to 10.0.0.%d:5432", 2);
+    asbp_log_at(&lg, T0 + 11000, ASBP_LOG_WARN, "reconnected to 10.0.0.%d:5432", 3);
+    is_int(s.n, 4, "lines about two addresses are both printed");
+}
+
+/* The queue: order, bound, dropped count, clearing. */
+static void test_queue(void)
+{
+    asbp_log_queue *q = asbp_log_queue_new(3);
+    asbp_logger lg = { asbp_log_queue_sink, NULL, 0, NULL, 0, 0 };
+    asbp_log_level level = ASBP_LOG_TRACE;
+    char buf[64], small[5];
+    int i;
+
+    ok(q != NULL, "a queue of 3");
+    lg.ud = q;
+    is_int(asbp_log_queue_take(q, &level, buf, sizeof buf), 0, "empty: nothing to take");
+    asbp_log(&lg, ASBP_LOG_WARN, "one %d", 1);
+    asbp_log(&lg, ASBP_LOG_INFO, "two");
+    is_int(asbp_log_queue_count(q), 2, "two queued");
+    ok(asbp_log_queue_take(q, &level, buf, sizeof buf), "taken");
+    is_str(buf, "one 1", "oldest first");
+    is_int(level, ASBP_LOG_WARN, "with its level");
+    ok(asbp_log_queue_take(q, &level, buf, sizeof buf), "taken again");
+    is_str(buf, "two", "then the next");
+    is_int(level, ASBP_LOG_INFO, "its level");
+    is_int(asbp_log_queue_count(q), 0, "empty again");
+    is_int(asbp_log_queue_take_dropped(q), 0, "nothing dropped");
+
+    for (i = 1; i <= 5; i++)
+        asbp_log(&lg, ASBP_LOG_WARN, "m%d", i);
+    is_int(asbp_log_queue_count(q), 3, "bounded: 3 kept of 5");
+    is_int(asbp_log_queue_take_dropped(q), 2, "2 dropped");
+    is_int(asbp_log_queue_take_dropped(q), 0, "the count was reset");
+    asbp_log_queue_take(q, &level, small, sizeof small);
+    is_str(small, "m3", "the oldest ones went: m3 is first");
+    asbp_log(&lg, ASBP_LOG_ERROR, "a long message");
+    asbp_log_queue_take(q, &level, small, sizeof small);
+    asbp_log_queue_take(q, &level, small, sizeof small);
+    asbp_log_queue_take(q, &level, small, sizeof small);
+    is_str(small, "a lo", "cut to the buffer, NUL-terminated");
+    is_int(level, ASBP_LOG_ERROR, "error level kept");
+
+    asbp_log(&lg, ASBP_LOG_WARN, "x");
+    asbp_log(&lg, ASBP_LOG_WARN, "y");
+    asbp_log(&lg, ASBP_LOG_WARN, "z");
+    asbp_log(&lg, ASBP_LOG_WARN, "w");
+    asbp_log_queue_clear(q);
+    is_int(asbp_log_queue_count(q), 0, "clear empties it");
+    is_int(asbp_log_queue_take_dropped(q), 0, "and forgets the dropped count");
+    asbp_log(&lg, ASBP_LOG_WARN, "after");
+    asbp_log_queue_take(q, &level, buf, sizeof buf);
+    is_str(buf, "after", "usable after clear");
+    asbp_log(&lg, ASBP_LOG_WARN, "left for free");
+    asbp_log_queue_free(q);   /* frees what is left (valgrind checks) */
+    asbp_log_queue_free(NULL);
+    is_int(asbp_log_queue_count(NULL), 0, "a NULL queue holds nothing");
+}
+
 int main(void)
 {
+    test_key();
+    test_window_numbers();
+    test_queue();
     test_sink_and_levels();
     test_window();
     test_table_full();

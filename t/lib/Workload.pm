@@ -58,7 +58,8 @@ sub _worker {
         my ( $id, $value ) = $op eq 'create' ? ( '', "w$n-" . ++$seq ) : @{ $mine[$k] };
         my $newv = $op eq 'update' ? "w$n-" . ++$seq : $value;
         my @warn;
-        local $SIG{__WARN__} = sub { push @warn, $_[0] };
+        # errors only: the module's log lines (warnings too) stay on STDERR
+        local $SIG{__WARN__} = sub { $_[0] =~ /^\Q$CLASS\E\[\d+\] / ? print STDERR $_[0] : push @warn, $_[0] };
         my $t0 = time;
         my $got;
         my $ok = eval {

@@ -84,6 +84,31 @@ sub unserialize {
     $session->{data} = $data;
 }
 
+# ---- messages (see POD: MESSAGES) ------------------------------------------
+# The XS calls _emit(level, text) for each of the core's messages once the
+# core call has returned, inside an eval (a handler or logger that dies is
+# contained there).  $LOGGER: the program's code reference, or undef for warn.
+
+my $LOGGER;
+my %WORD = ( error => 'error', warn => 'warning', info => 'info' );
+
+sub logger {
+    my $class = shift;
+    if (@_) {
+        my $code = shift;
+        die __PACKAGE__ . "->logger expects a code reference or undef\n"
+          if defined $code and ref $code ne 'CODE';
+        $LOGGER = $code;
+    }
+    return $LOGGER;
+}
+
+sub _emit {
+    my ( $level, $text ) = @_;
+    return $LOGGER->( $level, $text ) if $LOGGER;
+    warn __PACKAGE__ . "[$$] " . ( $WORD{$level} // $level ) . ": $text\n";
+}
+
 # This process's view of the DataSource of $args (see POD: status).
 sub status {
     my ( $class, $args ) = @_;
@@ -343,11 +368,54 @@ warnings are enabled where it happened).
 
 =head1 MESSAGES
 
-The module prints to STDERR, one line each, as
-C<Apache::Session::Browseable::Patroni[PID] LEVEL: message>; a line is
-printed at most once per 10 seconds per process (then with the number of
-repeats).  C<ASBP_TRACE=1> in the environment adds a trace of every libpq
-and libcurl call that matters.
+The module's messages go through Perl's C<warn>, one line each, as
+
+  Apache::Session::Browseable::Patroni[PID] LEVEL: message
+
+(LEVEL: C<error>, C<warning> or C<info>), so they reach STDERR by default,
+or a C<$SIG{__WARN__}> handler (LemonLDAP::NG's logger, a test) when one
+is installed.  The C core never calls Perl while it works: it queues its
+messages (the last 64, the number of older ones dropped is reported) and
+the module emits them once the call has returned, before an error is
+raised.
+
+A line is printed at most once per 10 seconds per process, then with the
+number of repeats; the numbers that change from one occurrence to the
+next (counts and durations: C<29s more>, C<3s old>, C<after 96 ms>) do not
+make it a new line, while names and addresses (C<10.0.0.1:5432>,
+C<port=5432>) do.
+
+=over 4
+
+=item Apache::Session::Browseable::Patroni->logger(sub { my ($level, $text) = @_; ... })
+
+Sends the messages to the code instead of C<warn>: C<$level> is C<error>,
+C<warn> or C<info> (the names of LemonLDAP::NG's logger methods) and
+C<$text> the message alone, without the prefix, the pid or a newline:
+
+  Apache::Session::Browseable::Patroni->logger(
+      sub { my ( $level, $text ) = @_; $logger->$level("Patroni: $text") } );
+
+C<logger(undef)> goes back to C<warn>; C<logger()> returns the code in
+place.  It is per process (per interpreter with threads).
+
+=back
+
+A C<__WARN__> handler or a logger that dies does not change what the
+operation does: its exception is caught, the message is printed on STDERR
+directly, followed by a line saying that the handler died and why, and
+the operation returns its result or raises its own error as if nothing
+had happened; C<$@> is left as it was.  Messages from a session's save at
+C<untie> come out of a destructor (Apache::Session saves there): a
+C<__WARN__> handler sees them as any other warning.
+
+Not through C<warn>: the trace that C<ASBP_TRACE=1> in the environment
+turns on (every libpq and libcurl call that matters, with the time), a
+debugging aid printed in bulk on STDERR directly, as it happens;
+messages produced while the interpreter exits (STDERR directly); and, as
+with the pure-Perl module, the C<Error in session ...> lines of the browse
+methods and deleteIfLowerThan's failure (see L</CLASS METHODS>), printed
+on STDERR.
 
 =over 4
 
