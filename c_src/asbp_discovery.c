@@ -605,9 +605,10 @@ static void report_endpoints(const disc_round *r)
         asbp_endpoint_result *o = &r->cfg->per_endpoint[i];
         memset(o, 0, sizeof *o);
         snprintf(o->endpoint, sizeof o->endpoint, "%s", e->masked);
-        o->finished = e->done;
+        /* Ended by the timeout: as unfinished, whoever noticed first. */
+        o->finished = e->done && e->cc != CURLE_OPERATION_TIMEDOUT;
         o->valid = e->valid;
-        o->elapsed_us = e->done ? e->total_us : -1;
+        o->elapsed_us = o->finished ? e->total_us : -1;
     }
 }
 

@@ -37,7 +37,8 @@
 typedef struct asbp_endpoint_result {
     char endpoint[512];        /* the URL, masked */
     int finished;              /* its transfer ended (an answer, an error, a
-                                  refusal) before the round did */
+                                  refusal) before the round's end: not by
+                                  the timeout */
     int valid;                 /* a valid answer (HTTP 200, parsable) */
     int64_t elapsed_us;        /* the transfer's whole time (libcurl's total
                                   time), -1 when not finished */

@@ -274,6 +274,18 @@ ok( defined $age && $age >= 0 && $age < 60, 'asbp_patroni_leader_cache_age_secon
 cmp_ok( value_of( $f, 'asbp_patroni_discoveries_total' ), '>=', 1, 'asbp_patroni_discoveries_total counted it' );
 is( scalar samples( $f, 'asbp_patroni_api_up' ), 1, 'one endpoint, one api_up' );
 
+# An endpoint that never answers: down, and no answer time.
+my $hang = FakePatroni->new( mode => 'hang' );
+( $rc, $out, $err ) = tool( @base, '--set', 'PatroniUrl=' . join( ',', $api->url, $hang->url ),
+    '--set', 'PatroniTimeout=1', '--prometheus', '--no-check' );
+is( $rc, 1, 'one endpoint hanging: exit 1 (WARNING)' ) or diag $err;
+$f = parsed_ok( $out, 'a hanging endpoint' );
+%up   = map { $_->{labels}{endpoint} => $_->{value} } samples( $f, 'asbp_patroni_api_up' );
+%time = map { $_->{labels}{endpoint} => $_->{value} } samples( $f, 'asbp_patroni_api_response_seconds' );
+is_deeply( \%up, { $api->masked_url => 1, $hang->masked_url => 0 }, 'api_up 0 for the hanging one' );
+is_deeply( [ keys %time ], [ $api->masked_url ], 'an answer time only for the one that answered' );
+$hang->stop;
+
 # No leader: no leader sample, the outcome says why, CRITICAL.
 $api->set_answer( encode_json( { members => [ { %$leader, role => 'replica' } ] } ) );
 ( $rc, $out ) = tool( @base, '--set', 'PatroniUrl=' . $api->url, '--prometheus', '--no-check' );
