@@ -11,6 +11,10 @@ use FakePatroni;
 use JSON::PP;
 use File::Temp qw(tempdir);
 
+# Skips (or fails with ASBP_REQUIRE_DB=1) before any test when there is no
+# PostgreSQL.
+my $pg = PgServer->start_or_skip( no_table => 1 );
+
 # ---- the parser -------------------------------------------------------------
 
 # Parses a whole exposition; returns { families => { name => { type, help,
@@ -157,7 +161,6 @@ sub parse_sample {
 
 # ---- the tool ---------------------------------------------------------------
 
-my $pg = PgServer->start_or_skip( no_table => 1 );
 my $PW = $pg->password;
 my $weird = qq{no"de\\2 n\x{153}ud};    # a quote, a backslash, a non-ASCII letter
 my $leader = { name => 'node1', role => 'leader', state => 'running', host => '127.0.0.1', port => $pg->port };
