@@ -339,7 +339,8 @@ ok( !-e "$dir/no", 'nothing made' );
 is( $rc, 3, 'no DataSource: exit 3 (UNKNOWN)' );
 $f = parsed_ok( $out, 'UNKNOWN' );
 is( value_of( $f, 'asbp_patroni_status_code' ), 3, 'asbp_patroni_status_code 3' );
-like( $err, qr/no DataSource/, 'the reason on STDERR' );
+like( $err, qr/no DataSource/, "the reason on STDERR" );
+like( $out, qr/^# Problem: no DataSource/m, "and as a comment" );
 ( $rc, $out, $err ) = tool( '--prometheus', '--set', 'UserName=llng', '--output', $file );
 is( $rc, 3, 'the same with --output' );
 like( do { open my $fh, '<', $file or die; local $/; <$fh> }, qr/^asbp_patroni_status_code 3$/m,
