@@ -50,6 +50,7 @@ typedef struct ep {
     long http;
     CURLcode cc;
     long os_errno;
+    int64_t total_us;           /* the transfer's whole time (finished) */
     char errbuf[CURL_ERROR_SIZE];
     int valid;                  /* HTTP 200, <= 1 MiB, parsable */
     asbp_topology *topo;        /* owned; moved into the result or freed */
@@ -216,6 +217,22 @@ static void describe_curl_error(ep *e, int64_t timeout_ms)
     }
 }
 
+/* The whole time of a finished transfer, in microseconds. */
+static int64_t total_time_us(CURL *h)
+{
+#if LIBCURL_VERSION_NUM >= 0x073d00   /* 7.61.0 */
+    curl_off_t t = 0;
+    if (curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &t) != CURLE_OK)
+        return 0;
+    return (int64_t)t;
+#else
+    double t = 0;
+    if (curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &t) != CURLE_OK)
+        return 0;
+    return (int64_t)(t * 1e6);
+#endif
+}
+
 /* A transfer has finished: classify it, parse a 200 answer. */
 static void finish(ep *e, CURLcode cc, int64_t timeout_ms,
                    const asbp_logger *lg)
@@ -225,6 +242,7 @@ static void finish(ep *e, CURLcode cc, int64_t timeout_ms,
     if (!e->http)
         curl_easy_getinfo(e->easy, CURLINFO_RESPONSE_CODE, &e->http);
     curl_easy_getinfo(e->easy, CURLINFO_OS_ERRNO, &e->os_errno);
+    e->total_us = total_time_us(e->easy);
     ASBP_TRACE(lg, "pid %ld: discovery: %s finished: curl %d, HTTP %ld, "
                "%lu bytes", (long)getpid(), e->masked, (int)cc, e->http,
                (unsigned long)e->body.len);
@@ -561,13 +579,13 @@ static asbp_code run_transfers(disc_round *r, asbp_err *err)
         real = asbp_monotonic_ms();
         if (running == 0)
             return ASBP_OK;             /* every transfer finished */
-        if (r->grace_end >= 0 && real >= r->grace_end)
+        if (r->grace_end >= 0 && real >= r->grace_end && !r->cfg->wait_all)
             return ASBP_OK;             /* a valid answer and the grace is over */
         now = asbp_clock_now_ms(r->clk);
         if (now >= r->end)
             return ASBP_OK;             /* deadline */
         wait = r->end - now;
-        if (r->grace_end >= 0 && r->grace_end - real < wait)
+        if (r->grace_end >= 0 && r->grace_end - real < wait && !r->cfg->wait_all)
             wait = r->grace_end - real;
         if (wait > INT_MAX)
             wait = INT_MAX;
@@ -575,6 +593,22 @@ static asbp_code run_transfers(disc_round *r, asbp_err *err)
         if (mc != CURLM_OK)
             return asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_REPORT,
                                 "Patroni discovery: %s", curl_multi_strerror(mc));
+    }
+}
+
+/* What each endpoint did, for a caller that asked (cfg->per_endpoint). */
+static void report_endpoints(const disc_round *r)
+{
+    size_t i;
+    for (i = 0; r->cfg->per_endpoint && i < r->n; i++) {
+        const ep *e = &r->eps[i];
+        asbp_endpoint_result *o = &r->cfg->per_endpoint[i];
+        memset(o, 0, sizeof *o);
+        snprintf(o->endpoint, sizeof o->endpoint, "%s", e->masked);
+        /* Ended by the timeout: as unfinished, whoever noticed first. */
+        o->finished = e->done && e->cc != CURLE_OPERATION_TIMEDOUT;
+        o->valid = e->valid;
+        o->elapsed_us = o->finished ? e->total_us : -1;
     }
 }
 
@@ -611,6 +645,7 @@ asbp_code asbp_discover(const asbp_discovery_cfg *cfg, const asbp_clock *clk,
     if (rc == ASBP_OK)
         rc = run_transfers(&r, err);
     if (rc == ASBP_OK) {
+        report_endpoints(&r);
         decide(r.eps, r.n, r.timeout_ms, lg, res, err);
         res->elapsed_ms = asbp_clock_now_ms(clk) - r.start;
         ASBP_TRACE(lg, "pid %ld: discovery: outcome %d after %lld ms, %lu of %lu "

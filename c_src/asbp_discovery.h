@@ -33,6 +33,17 @@
 
 #define ASBP_DISCOVERY_GRACE_MS 20
 
+/* What one endpoint did in a round (for the operator tool's metrics). */
+typedef struct asbp_endpoint_result {
+    char endpoint[512];        /* the URL, masked */
+    int finished;              /* its transfer ended (an answer, an error, a
+                                  refusal) before the round's end: not by
+                                  the timeout */
+    int valid;                 /* a valid answer (HTTP 200, parsable) */
+    int64_t elapsed_us;        /* the transfer's whole time (libcurl's total
+                                  time), -1 when not finished */
+} asbp_endpoint_result;
+
 typedef struct asbp_discovery_cfg {
     const char *const *urls;   /* endpoints, preferred first */
     size_t n_urls;
@@ -42,6 +53,12 @@ typedef struct asbp_discovery_cfg {
     const char *ca_path;
     const char *cert_file;     /* client certificate (PEM), or NULL */
     const char *key_file;      /* client key (PEM), or NULL */
+    int wait_all;              /* 1: wait for every endpoint (until the
+                                  round's end) instead of stopping
+                                  ASBP_DISCOVERY_GRACE_MS after the first
+                                  valid answer; the decision is the same */
+    asbp_endpoint_result *per_endpoint; /* NULL, or n_urls entries (the
+                                  caller's) filled in URL order */
 } asbp_discovery_cfg;
 
 typedef enum asbp_disc_outcome {

@@ -124,8 +124,8 @@ static void discovery_cfg(const asbp_source *s, asbp_discovery_cfg *cfg)
     cfg->key_file = s->key_file;
 }
 
-asbp_code asbp_source_discover_now(const asbp_source *s, asbp_discovery_result *res,
-                                   asbp_err *err)
+asbp_code asbp_source_discover_now(const asbp_source *s, asbp_endpoint_result *per_endpoint,
+                                   asbp_discovery_result *res, asbp_err *err)
 {
     asbp_discovery_cfg cfg;
     memset(res, 0, sizeof *res);
@@ -133,6 +133,8 @@ asbp_code asbp_source_discover_now(const asbp_source *s, asbp_discovery_result *
         return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
                             "DataSource %s has no PatroniUrl", asbp_dsn_display(s->dsn));
     discovery_cfg(s, &cfg);
+    cfg.per_endpoint = per_endpoint;
+    cfg.wait_all = per_endpoint != NULL;
     return asbp_discover(&cfg, asbp_ctx_clock(s->ctx),
                          asbp_ctx_now(s->ctx) + s->p_timeout_ms,
                          asbp_ctx_logger(s->ctx), res, err);

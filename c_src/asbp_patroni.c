@@ -22,6 +22,8 @@
  *   characters are replaced by '?' so the stored C string never hides a
  *   tail ("leader\u0000x" is not "leader") and can be logged safely.  A
  *   non-string value makes the field NULL.
+ * - "lag": a JSON integer 0..10^18 (bytes), else -1 (absent, "unknown",
+ *   a float, a negative number...): it is shown, never used to decide.
  * - Duplicate keys: the last one wins, also for "members".
  * - Unknown keys, at any level, are skipped whatever their value.
  */
@@ -43,7 +45,7 @@ enum where {
 
 enum field {
     F_NONE, F_SKIP, F_MEMBERS,
-    F_NAME, F_ROLE, F_STATE, F_HOST, F_API_URL, F_PORT
+    F_NAME, F_ROLE, F_STATE, F_HOST, F_API_URL, F_PORT, F_LAG
 };
 
 typedef struct pctx {
@@ -125,6 +127,10 @@ static void field_unset(pctx *c)
         cur(c)->port = 0;
         return;
     }
+    if (c->field == F_LAG) {
+        cur(c)->lag = -1;
+        return;
+    }
     f = str_field(c);
     if (f) {
         free(*f);
@@ -145,6 +151,22 @@ static int port_from_digits(const char *s, size_t len)
         v = v * 10 + (s[i] - '0');
     }
     return v >= 1 && v <= 65535 ? (int)v : 0;
+}
+
+/* Lag from the text of a JSON number: digits only, at most 10^18. */
+static long long lag_from_digits(const char *s, size_t len)
+{
+    size_t i;
+    long long v = 0;
+    if (len == 0 || len > 18)
+        return len == 19 && !memcmp(s, "1000000000000000000", 19)
+            ? 1000000000000000000LL : -1;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
 }
 
 static int host_is_sane(const unsigned char *s, size_t len)
@@ -226,6 +248,8 @@ static int cb_number(void *ud, const char *s, size_t len)
     if (c->where == W_MEMBER) {
         if (c->field == F_PORT)
             cur(c)->port = port_from_digits(s, len);
+        else if (c->field == F_LAG)
+            cur(c)->lag = lag_from_digits(s, len);
         else
             field_unset(c);
     }
@@ -245,6 +269,8 @@ static int cb_string(void *ud, const unsigned char *s, size_t len)
         return 1;
     if (c->field == F_PORT) {
         cur(c)->port = port_from_digits((const char *)s, len);
+    } else if (c->field == F_LAG) {
+        cur(c)->lag = -1;   /* "unknown" */
     } else if ((f = str_field(c)) != NULL) {
         free(*f);
         *f = NULL;
@@ -276,6 +302,7 @@ static int add_member(pctx *c)
         c->cap = ncap;
     }
     memset(&t->members[t->n], 0, sizeof t->members[0]);
+    t->members[t->n].lag = -1;
     t->n++;
     return 1;
 }
@@ -373,6 +400,7 @@ static int cb_map_key(void *ud, const unsigned char *k, size_t len)
                  : KEY_IS(k, len, "host") ? F_HOST
                  : KEY_IS(k, len, "api_url") ? F_API_URL
                  : KEY_IS(k, len, "port") ? F_PORT
+                 : KEY_IS(k, len, "lag") ? F_LAG
                  : F_SKIP;
     }
     return 1;

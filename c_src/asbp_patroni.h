@@ -29,6 +29,9 @@ typedef struct asbp_member {
     int port;        /* 1..65535, or 0 when absent or not sane (a JSON
                         integer, or a string of digits only; floats,
                         negatives, bools... give 0) */
+    long long lag;   /* "lag": bytes behind the leader, a JSON integer
+                        0..10^18; -1 when absent, "unknown" or anything
+                        else (the leader has none) */
 } asbp_member;
 
 typedef struct asbp_topology {

@@ -68,10 +68,14 @@ asbp_code asbp_source_failover(asbp_source *s, int64_t deadline_ms, asbp_err *er
 /*
  * For the operator tool: asks the Patroni API now (whatever the breaker
  * says, without changing it or the cache) and returns the answer.  The
- * caller clears res with asbp_discovery_result_clear.
+ * caller clears res with asbp_discovery_result_clear.  per_endpoint: NULL,
+ * or asbp_source_url_count(s) entries filled with what each endpoint did;
+ * then the round waits for every endpoint (up to PatroniTimeout).
  */
 struct asbp_discovery_result;
+struct asbp_endpoint_result;
 asbp_code asbp_source_discover_now(const asbp_source *s,
+                                   struct asbp_endpoint_result *per_endpoint,
                                    struct asbp_discovery_result *res, asbp_err *err);
 /* The Patroni settings, for the tool's report. */
 size_t asbp_source_url_count(const asbp_source *s);

@@ -978,6 +978,24 @@ static void store_end(pTHX_ SV *self)
     flush_log(aTHX);
 }
 
+/* _discover_now's "endpoints": what each endpoint did, in URL order;
+ * seconds is undef for an endpoint that did not finish. */
+static SV *endpoints_av(pTHX_ const asbp_endpoint_result *per, size_t n)
+{
+    AV *av = newAV();
+    size_t i;
+    for (i = 0; i < n; i++) {
+        HV *h = newHV();
+        (void)hv_stores(h, "endpoint", newSVpv(per[i].endpoint, 0));
+        (void)hv_stores(h, "finished", newSViv(per[i].finished));
+        (void)hv_stores(h, "valid", newSViv(per[i].valid));
+        (void)hv_stores(h, "seconds", per[i].elapsed_us >= 0
+                        ? newSVnv(per[i].elapsed_us / 1e6) : newSV(0));
+        av_push(av, newRV_noinc((SV *)h));
+    }
+    return newRV_noinc((SV *)av);
+}
+
 MODULE = Apache::Session::Browseable::Patroni    PACKAGE = Apache::Session::Browseable::Patroni
 
 PROTOTYPES: DISABLE
@@ -1172,20 +1190,30 @@ OUTPUT:
     RETVAL
 
 SV *
-_discover_now(args)
+_discover_now(args, detail = 0)
     SV *args
+    int detail
 CODE:
 {
+    /* detail: also what each endpoint did ("endpoints"), waiting for all
+     * of them (the tool's metrics). */
     asbp_source *src = source_for(aTHX_ hash_arg(aTHX_ args, "the options"), NULL);
     asbp_discovery_result res;
+    asbp_endpoint_result *per = NULL;
     asbp_err e;
-    HV *hv = newHV();
-    AV *members = newAV();
+    HV *hv;
+    AV *members;
     static const char *const outcomes[] = { "leader", "transition", "split", "failed" };
     char buf[300];
-    size_t i;
+    size_t i, nurls = asbp_source_url_count(src);
+    if (detail && nurls) {
+        Newxz(per, nurls, asbp_endpoint_result);
+        SAVEFREEPV(per);   /* freed when the XSUB returns or croaks */
+    }
+    hv = newHV();
+    members = newAV();
     asbp_err_clear(&e);
-    if (asbp_source_discover_now(src, &res, &e) != ASBP_OK) {
+    if (asbp_source_discover_now(src, per, &res, &e) != ASBP_OK) {
         asbp_discovery_result_clear(&res);
         SvREFCNT_dec((SV *)hv);
         SvREFCNT_dec((SV *)members);
@@ -1210,9 +1238,13 @@ CODE:
         (void)hv_stores(mh, "state", m->state ? newSVpv(m->state, 0) : newSV(0));
         (void)hv_stores(mh, "host", m->host ? newSVpv(m->host, 0) : newSV(0));
         (void)hv_stores(mh, "port", m->port ? newSViv(m->port) : newSV(0));
+        (void)hv_stores(mh, "lag", m->lag < 0 ? newSV(0)
+                        : sizeof(IV) >= sizeof m->lag ? newSViv((IV)m->lag) : newSVnv((NV)m->lag));
         av_push(members, newRV_noinc((SV *)mh));
     }
     (void)hv_stores(hv, "members", newRV_noinc((SV *)members));
+    if (per)
+        (void)hv_stores(hv, "endpoints", endpoints_av(aTHX_ per, nurls));
     asbp_discovery_result_clear(&res);
     RETVAL = newRV_noinc((SV *)hv);
     flush_log(aTHX);

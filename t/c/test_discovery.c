@@ -201,6 +201,38 @@ int main(void)
     }
     asbp_discovery_result_clear(NULL);   /* no test: a crash ends the program before its plan */
 
+    /* What each endpoint did (the operator tool's metrics): a refused one
+     * finished at once with its time, a silent one did not finish. */
+    {
+        asbp_endpoint_result per[2];
+        int rfd = silent_listener(&port, 0), sfd, sport = 0;
+        sfd = silent_listener(&sport, 1);
+        ok(rfd >= 0 && sfd >= 0, "a closed port and a silent listener");
+        snprintf(u1, sizeof u1, "http://user:pa55word@127.0.0.1:%d/cluster", port);
+        snprintf(u2, sizeof u2, "http://127.0.0.1:%d/cluster", sport);
+        urls[0] = u1;
+        urls[1] = u2;
+        cfg.n_urls = 2;
+        cfg.timeout_ms = 300;
+        cfg.wait_all = 1;
+        cfg.per_endpoint = per;
+        memset(per, 0x55, sizeof per);
+        is_int(asbp_discover(&cfg, &clk, 0, NULL, &res, &err), ASBP_OK, "per endpoint: ASBP_OK");
+        like_str(per[0].endpoint, "http://user:***@127.0.0.1:", "  endpoint 1: URL masked");
+        unlike_str(per[0].endpoint, "pa55word", "  endpoint 1: no password");
+        ok(per[0].finished && !per[0].valid, "  endpoint 1 (refused): finished, not valid");
+        ok(per[0].elapsed_us >= 0 && per[0].elapsed_us < 1000000, "  endpoint 1: its time (%lld us)",
+           (long long)per[0].elapsed_us);
+        is_str(per[1].endpoint, u2, "  endpoint 2: URL");
+        ok(!per[1].finished && !per[1].valid && per[1].elapsed_us == -1,
+           "  endpoint 2 (silent): not finished, no time");
+        asbp_discovery_result_clear(&res);
+        cfg.per_endpoint = NULL;
+        cfg.wait_all = 0;
+        close(rfd);
+        close(sfd);
+    }
+
     curl_global_cleanup();
     return tap_done();
 }

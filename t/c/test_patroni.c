@@ -577,6 +577,51 @@ static void url_masking(void)
     ok(asbp_url_mask("x", buf, 0) == buf, "zero-size buffer is left alone");
 }
 
+/* "lag" (bytes behind the leader), kept for the operator tool's metrics. */
+static void lag_values(void)
+{
+    static const struct { const char *json; long long lag; const char *name; } c[] = {
+        { "0", 0, "zero" },
+        { "16777216", 16777216LL, "an integer" },
+        { "1000000000000000000", 1000000000000000000LL, "10^18, the largest kept" },
+        { "1000000000000000001", -1, "above 10^18" },
+        { "99999999999999999999", -1, "far too large" },
+        { "\"unknown\"", -1, "\"unknown\"" },
+        { "\"5\"", -1, "a string of digits" },
+        { "-1", -1, "negative" },
+        { "1.5", -1, "a float" },
+        { "1e3", -1, "an exponent" },
+        { "null", -1, "null" },
+        { "true", -1, "a bool" },
+        { "{\"x\":1}", -1, "an object" },
+    };
+    char body[256];
+    size_t i;
+    for (i = 0; i < sizeof c / sizeof c[0]; i++) {
+        asbp_topology *t;
+        snprintf(body, sizeof body, "{\"members\":[{\"name\":\"n\",\"lag\":%s,\"host\":\"h\"}]}",
+                 c[i].json);
+        t = parse(body);
+        ok(t && t->n == 1, "lag %s: parses", c[i].name);
+        if (t && t->n == 1) {
+            ok(t->members[0].lag == c[i].lag, "lag %s: %lld", c[i].name, c[i].lag);
+            is_str(t->members[0].host, "h", "lag %s: the next field is read", c[i].name);
+        }
+        asbp_topology_free(t);
+    }
+    {
+        asbp_topology *t = parse("{\"members\":[{\"name\":\"a\"},{\"lag\":7,\"lag\":\"unknown\"},"
+                                 "{\"lag\":\"unknown\",\"lag\":9}]}");
+        ok(t && t->n == 3, "three members");
+        if (t && t->n == 3) {
+            ok(t->members[0].lag == -1, "no lag: -1");
+            ok(t->members[1].lag == -1, "a duplicate \"lag\": the last one wins (unknown)");
+            ok(t->members[2].lag == 9, "a duplicate \"lag\": the last one wins (9)");
+        }
+        asbp_topology_free(t);
+    }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -585,6 +630,7 @@ int main(void)
     shapes();
     limits();
     url_masking();
+    lag_values();
     curl_global_cleanup();
     return tap_done();
 }
