@@ -18,6 +18,7 @@ struct asbp_cluster {
     char *standby_host;        /* owned, NULL: none named */
     int standby_port;
     int64_t standby_time;      /* of the answer (or forget); -1: never */
+    int standby_forgotten;     /* forget_standby, no answer since */
     asbp_cluster_stats stats;
 };
 
@@ -187,6 +188,7 @@ int asbp_cluster_set_standby(asbp_cluster *c, const char *host, int port,
     c->standby_host = h;
     c->standby_port = h ? port : 0;
     c->standby_time = now_ms;
+    c->standby_forgotten = 0;
     return 0;
 }
 
@@ -212,6 +214,12 @@ void asbp_cluster_forget_standby(asbp_cluster *c, int64_t now_ms)
     c->standby_host = NULL;
     c->standby_port = 0;
     c->standby_time = now_ms;
+    c->standby_forgotten = 1;
+}
+
+int asbp_cluster_standby_forgotten(const asbp_cluster *c)
+{
+    return c ? c->standby_forgotten : 0;
 }
 
 void asbp_cluster_trip(asbp_cluster *c, int64_t now_ms)

@@ -86,6 +86,9 @@ int asbp_cluster_standby(const asbp_cluster *c, int64_t now_ms, int64_t ttl_ms,
 /* The standby could not be used: none is known from now_ms on, until an
  * answer names one again (or ttl_ms passed: see asbp_cluster_standby). */
 void asbp_cluster_forget_standby(asbp_cluster *c, int64_t now_ms);
+/* 1 when the standby was forgotten and no answer was recorded since (the
+ * reason none is known), else 0 (NULL c too). */
+int asbp_cluster_standby_forgotten(const asbp_cluster *c);
 
 /* Circuit breaker: trip records a failure at now_ms (set_leader resets). */
 void asbp_cluster_trip(asbp_cluster *c, int64_t now_ms);

@@ -101,6 +101,10 @@ static int known_standby(asbp_source *s, int64_t deadline_ms, const char **host,
         asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_REPORT,
                      "no synchronous standby known (the Patroni API gave no "
                      "usable answer)");
+    else if (k == 0 && asbp_cluster_standby_forgotten(s->cluster))
+        asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_NONE,
+                     "the synchronous standby failed recently (the leader serves "
+                     "the reads until the Patroni API is asked again)");
     else if (k == 0)
         asbp_err_set(err, ASBP_E_DISCOVERY, ASBP_EC_REPORT,
                      "the Patroni API names no synchronous standby (is Patroni's "
@@ -143,7 +147,8 @@ void asbp_standby_fallback(asbp_source *s, const asbp_err *err)
 {
     if (err->eclass == ASBP_EC_FAILOVER || err->eclass == ASBP_EC_RETRY)
         asbp_cluster_forget_standby(s->cluster, asbp_ctx_now(s->ctx));
-    asbp_log(asbp_ctx_logger(s->ctx), ASBP_LOG_INFO,
+    /* Class NONE: the standby was forgotten, which was said then. */
+    asbp_log(asbp_ctx_logger(s->ctx), err->eclass == ASBP_EC_NONE ? ASBP_LOG_TRACE : ASBP_LOG_INFO,
              "DataSource %s: BrowseFromStandby: reading table %s from the leader, not "
              "the synchronous standby: %s",
              asbp_dsn_display(s->dsn), s->table.name, err->msg);

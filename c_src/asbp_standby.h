@@ -47,7 +47,9 @@ asbp_code asbp_standby_acquire(asbp_source *s, int64_t deadline_ms, asbp_conn **
  * leader serves it (the logger drops repeats of a line for a while), and
  * forgets the standby when it failed as a server (a failover- or
  * retry-class error), so that the next reads go to the leader at once
- * until the API names a standby again.
+ * until the API names a standby again.  Those later reads are traced
+ * only (err class ASBP_EC_NONE from asbp_standby_acquire): the line was
+ * written when the standby was forgotten.
  */
 void asbp_standby_fallback(asbp_source *s, const asbp_err *err);
 

@@ -310,11 +310,16 @@ static void test_standby(void)
     is_int(asbp_cluster_set_standby(c, "10.0.0.3", 6000, T0 + 7000), 0, "another standby");
     is_int(asbp_cluster_standby(c, T0 + 7000, 5000, &host, &port), 1, "the new one is known");
     ok(!strcmp(host, "10.0.0.3") && port == 6000, "... with its address");
+    ok(!asbp_cluster_standby_forgotten(c), "not forgotten while named");
     asbp_cluster_forget_standby(c, T0 + 8000);
+    ok(asbp_cluster_standby_forgotten(c), "forgotten: said so");
     is_int(asbp_cluster_standby(c, T0 + 12999, 5000, NULL, NULL), 0,
            "forgotten: none until the ttl passes");
     is_int(asbp_cluster_standby(c, T0 + 13000, 5000, NULL, NULL), -1,
            "... then unknown (ask the API again)");
+    asbp_cluster_set_standby(c, NULL, 0, T0 + 14000);
+    ok(!asbp_cluster_standby_forgotten(c), "an answer clears the forgotten mark");
+    ok(!asbp_cluster_standby_forgotten(NULL), "standby_forgotten(NULL): 0");
     ok(!asbp_cluster_last_leader(c, NULL, NULL, NULL), "the standby is not a leader");
     asbp_cluster_stats_get(c, &st);
     ok(st.leader_changes == 0 && st.discoveries == 0, "the standby counts nothing");
