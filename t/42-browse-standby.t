@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
+use IO::Socket::INET;
 use JSON::PP;
 use Time::HiRes ();
 use PgServer;
@@ -151,6 +152,23 @@ fill();
     $B->start;
 }
 
+# ---- a frozen standby (accepts, never answers): one wait, then forgotten ----
+{
+    my $frozen = IO::Socket::INET->new( LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16,
+        Proto => 'tcp' ) or die "listen: $!";
+    my $api2 = FakePatroni->new(
+        body => answer( member( 'sync_standby', '127.0.0.1', $frozen->sockport ) ) );
+    my $args = opts( $api2, BrowseFromStandby => 1, ConnectTimeout => 1 );
+    my $t0 = Time::HiRes::time();
+    my ( $who, $log ) = reads($args);
+    my $dt = Time::HiRes::time() - $t0;
+    is( $who, 'A,A,A,A', 'frozen standby: the leader serves, no error' );
+    like( $log, qr/BrowseFromStandby: .*synchronous standby/, '... said at info level' );
+    cmp_ok( $dt, '<', 1.8, sprintf( '... one ConnectTimeout waited for four reads (%.2f s): '
+          . 'the standby is forgotten after it failed', $dt ) );
+    cmp_ok( $dt, '>=', 0.9, '... (and that one wait was ConnectTimeout)' );
+}
+
 # ---- the API names no synchronous standby -----------------------------------
 {
     my $api2 = FakePatroni->new( body => answer( member( 'replica', '127.0.0.1', $B->port ) ) );
@@ -181,6 +199,21 @@ fill();
         '... and it was never connected to' );
     my ($who2) = reads( opts( $api2, BrowseFromStandby => 1, PatroniAllowedHosts => 'localhost' ) );
     is( $who2, 'B,B,B,B', 'allowed by PatroniAllowedHosts: the standby serves' );
+}
+
+# ---- an answer applied by a write's failover teaches the standby too --------
+{
+    my $api2 = FakePatroni->new( body => answer($sync) );
+    my $dead = PgServer::free_port();
+    my $args = opts( $api2, BrowseFromStandby => 1 );
+    $args->{DataSource} =~ s/port=\d+/port=$dead/;
+    tie my %s, $C, sprintf( '%064x', 9 ), {%$args};
+    is( $s{server}, 'A', 'a tie through discovery (DataSource on a dead port): the leader' );
+    untie %s;
+    my $asked = $api2->requests;
+    my ($who) = reads($args);
+    is( $who, 'B,B,B,B', 'then the reads come from the standby that answer named' );
+    is( $api2->requests, $asked, '... without asking the API again' );
 }
 
 # ---- the API does not answer: the leader, within the budget -----------------
