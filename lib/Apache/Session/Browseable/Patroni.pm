@@ -328,8 +328,9 @@ write gets teaches it too).
 C<deleteIfLowerThan> and every tie (reads included) always go to the
 leader.  When no synchronous standby is known, or it cannot be reached
 within half of C<FailoverTimeout> (C<ConnectTimeout> for the connection),
-or fails during the read, the leader serves the read: never an error for
-that reason, one C<info> line (repeats of a line are suppressed for 10 s),
+or fails during the read (before any row reached a code reference: rows
+handed over cannot be taken back, as on the leader), the leader serves the
+read: never an error for that reason, one C<info> line (repeats of a line are suppressed for 10 s),
 and a standby that failed is left alone until the API is asked again.
 An error the leader would give as well (a bad field name, C<QueryTimeout>)
 is reported as usual.
