@@ -318,24 +318,24 @@ static void give_back(asbp_browse *b)
 static int start_on_standby(asbp_browse *b, int64_t t0, asbp_code *rc, asbp_err *err)
 {
     asbp_err serr;
-    asbp_code src;
+    asbp_code sc;
     int64_t dl = t0 + asbp_source_failover_timeout(b->src) / 2;
 
     asbp_err_clear(&serr);
-    src = asbp_standby_acquire(b->src, dl, &b->conn, &serr);
-    if (src == ASBP_E_NOMEM) {
+    sc = asbp_standby_acquire(b->src, dl, &b->conn, &serr);
+    if (sc == ASBP_E_NOMEM) {
         *err = serr;
-        *rc = src;
+        *rc = sc;
         return 1;
     }
-    if (src == ASBP_OK) {
-        src = start_attempt(b, b->conn, &serr);
-        if (src == ASBP_OK || (serr.eclass != ASBP_EC_FAILOVER
+    if (sc == ASBP_OK) {
+        sc = start_attempt(b, b->conn, &serr);
+        if (sc == ASBP_OK || (serr.eclass != ASBP_EC_FAILOVER
                                && serr.eclass != ASBP_EC_RETRY)) {
-            b->on_standby = src == ASBP_OK;
-            if (src != ASBP_OK)
+            b->on_standby = sc == ASBP_OK;
+            if (sc != ASBP_OK)
                 *err = serr;
-            *rc = src;
+            *rc = sc;
             return 1;
         }
         drop_conn(b, &serr);
