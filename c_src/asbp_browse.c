@@ -1,5 +1,6 @@
 #include "asbp_browse.h"
 #include "asbp_pid.h"
+#include "asbp_standby.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ struct asbp_browse {
     unsigned long count;
     int restarts;
     int64_t query_ms;
+    int on_standby;         /* the stream runs on the synchronous standby */
+    int standby_failed;     /* it failed there: restarts go to the leader */
 };
 
 /* ---- pure helpers ----------------------------------------------------- */
@@ -305,12 +308,52 @@ static void give_back(asbp_browse *b)
     b->conn = NULL;
 }
 
+/*
+ * BrowseFromStandby: starts the stream on the synchronous standby, within
+ * half the failover budget (the leader keeps the rest).  1 when that
+ * decided the outcome (*rc: ASBP_OK, or an error the leader would give
+ * too: a bad field name, a query timeout), 0 when the leader must serve
+ * the read (said at info level; never an error for the caller).
+ */
+static int start_on_standby(asbp_browse *b, int64_t t0, asbp_code *rc, asbp_err *err)
+{
+    asbp_err serr;
+    asbp_code sc;
+    int64_t dl = t0 + asbp_source_failover_timeout(b->src) / 2;
+
+    asbp_err_clear(&serr);
+    sc = asbp_standby_acquire(b->src, dl, &b->conn, &serr);
+    if (sc == ASBP_E_NOMEM) {
+        *err = serr;
+        *rc = sc;
+        return 1;
+    }
+    if (sc == ASBP_OK) {
+        sc = start_attempt(b, b->conn, &serr);
+        if (sc == ASBP_OK || (serr.eclass != ASBP_EC_FAILOVER
+                               && serr.eclass != ASBP_EC_RETRY)) {
+            b->on_standby = sc == ASBP_OK;
+            if (sc != ASBP_OK)
+                *err = serr;
+            *rc = sc;
+            return 1;
+        }
+        drop_conn(b, &serr);
+    }
+    asbp_standby_fallback(b->src, &serr);
+    return 0;
+}
+
 /* Starts (or restarts) the stream, with failover. */
 static asbp_code start(asbp_browse *b, asbp_err *err)
 {
     asbp_code rc;
+    int64_t t0 = asbp_ctx_now(b->ctx);
     b->count = 0;
-    rc = asbp_source_run(b->src, &b->conn, asbp_ctx_now(b->ctx), start_attempt, b, err);
+    b->on_standby = 0;
+    if (b->standby_failed || !asbp_standby_wanted(b->src)
+        || !start_on_standby(b, t0, &rc, err))
+        rc = asbp_source_run(b->src, &b->conn, t0, start_attempt, b, err);
     if (rc) {
         b->state = B_FAILED;
         asbp_row_free(b->first);
@@ -396,6 +439,10 @@ oom:
 static asbp_code fail_stream(asbp_browse *b, asbp_err *err)
 {
     b->state = B_FAILED;
+    if (b->on_standby && (err->eclass == ASBP_EC_FAILOVER || err->eclass == ASBP_EC_RETRY)) {
+        b->standby_failed = 1;   /* a restart reads from the leader */
+        asbp_standby_fallback(b->src, err);
+    }
     drop_conn(b, err);
     asbp_err_prefix(err, "reading the rows of table %s stopped after %lu row%s",
                     asbp_source_table(b->src), b->count, b->count == 1 ? "" : "s");

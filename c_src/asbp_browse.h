@@ -70,7 +70,10 @@ typedef struct asbp_browse asbp_browse;
 /*
  * Starts the query (with failover) and waits for its first row.  On
  * success *out is the iterator (free it with asbp_browse_free); the first
- * call of asbp_browse_next delivers the row already received.
+ * call of asbp_browse_next delivers the row already received.  With
+ * BrowseFromStandby the synchronous standby is tried first, the leader
+ * after it (asbp_standby.h); a restart after the standby failed mid-read
+ * goes to the leader.  asbp_browse_delete_lower always uses the leader.
  */
 asbp_code asbp_browse_open(asbp_source *src, const asbp_browse_spec *spec,
                            asbp_browse **out, asbp_err *err);

@@ -15,6 +15,10 @@ struct asbp_cluster {
     size_t nmembers;
     int64_t members_time;
     unsigned long members_gen;
+    char *standby_host;        /* owned, NULL: none named */
+    int standby_port;
+    int64_t standby_time;      /* of the answer (or forget); -1: never */
+    int standby_forgotten;     /* forget_standby, no answer since */
     asbp_cluster_stats stats;
 };
 
@@ -29,6 +33,7 @@ asbp_cluster *asbp_cluster_new(const char *key)
         return NULL;
     }
     c->last_failure = -1;
+    c->standby_time = -1;
     return c;
 }
 
@@ -50,6 +55,7 @@ void asbp_cluster_free(asbp_cluster *c)
         return;
     clear_members(c);
     free(c->leader_host);
+    free(c->standby_host);
     free(c->key);
     free(c);
 }
@@ -170,6 +176,50 @@ const char *asbp_cluster_member_host(const asbp_cluster *c, size_t i)
 int asbp_cluster_member_port(const asbp_cluster *c, size_t i)
 {
     return c && i < c->nmembers ? c->member_ports[i] : 0;
+}
+
+int asbp_cluster_set_standby(asbp_cluster *c, const char *host, int port,
+                             int64_t now_ms)
+{
+    char *h = NULL;
+    if (host && !(h = asbp_strdup(host)))
+        return -1;
+    free(c->standby_host);
+    c->standby_host = h;
+    c->standby_port = h ? port : 0;
+    c->standby_time = now_ms;
+    c->standby_forgotten = 0;
+    return 0;
+}
+
+int asbp_cluster_standby(const asbp_cluster *c, int64_t now_ms, int64_t ttl_ms,
+                         const char **host, int *port)
+{
+    if (!c || c->standby_time < 0 || now_ms - c->standby_time >= ttl_ms)
+        return -1;
+    if (!c->standby_host)
+        return 0;
+    if (host)
+        *host = c->standby_host;
+    if (port)
+        *port = c->standby_port;
+    return 1;
+}
+
+void asbp_cluster_forget_standby(asbp_cluster *c, int64_t now_ms)
+{
+    if (!c)
+        return;
+    free(c->standby_host);
+    c->standby_host = NULL;
+    c->standby_port = 0;
+    c->standby_time = now_ms;
+    c->standby_forgotten = 1;
+}
+
+int asbp_cluster_standby_forgotten(const asbp_cluster *c)
+{
+    return c ? c->standby_forgotten : 0;
 }
 
 void asbp_cluster_trip(asbp_cluster *c, int64_t now_ms)

@@ -1,13 +1,15 @@
 /*
  * asbp_cluster: what this process knows about one Patroni cluster, kept
  * per original DataSource (DESIGN.md section 3): the leader last found and
- * when, the circuit breaker, the members last seen, and counters for the
- * per-process view.  Pure state: every function takes the time "now" from
- * its caller (the context's clock), so tests drive it without sleeping.
+ * when, the circuit breaker, the members last seen, the synchronous
+ * standby last named, and counters for the per-process view.  Pure
+ * state: every function takes the time "now" from its caller (the
+ * context's clock), so tests drive it without sleeping.
  *
- * NULL: read-only accessors, asbp_cluster_free, forget_leader, trip,
- * reset_breaker and count accept a NULL cluster (nothing, 0, "" or -1);
- * set_leader and set_members need a cluster.
+ * NULL: read-only accessors, asbp_cluster_free, forget_leader,
+ * forget_standby, trip, reset_breaker and count accept a NULL cluster
+ * (nothing, 0, "" or -1); set_leader, set_members and set_standby need a
+ * cluster.
  */
 #ifndef ASBP_CLUSTER_H
 #define ASBP_CLUSTER_H
@@ -64,6 +66,29 @@ size_t asbp_cluster_member_count(const asbp_cluster *c);
 unsigned long asbp_cluster_members_gen(const asbp_cluster *c);
 const char *asbp_cluster_member_host(const asbp_cluster *c, size_t i);
 int asbp_cluster_member_port(const asbp_cluster *c, size_t i);
+
+/*
+ * The synchronous standby the last answer of the API named (for
+ * BrowseFromStandby): host copied, NULL when the answer named none (that
+ * is knowledge too: the API is not asked again before it is stale).
+ * -1: no memory (the last one is kept, with its time).
+ */
+int asbp_cluster_set_standby(asbp_cluster *c, const char *host, int port,
+                             int64_t now_ms);
+/*
+ * The synchronous standby known from an answer younger than ttl_ms:
+ * 1 with host and port (valid until the next set or forget) when it named
+ * one, 0 when it named none (or the standby was forgotten since); -1 when
+ * nothing that recent is known (ask the API).  NULL c: -1.
+ */
+int asbp_cluster_standby(const asbp_cluster *c, int64_t now_ms, int64_t ttl_ms,
+                         const char **host, int *port);
+/* The standby could not be used: none is known from now_ms on, until an
+ * answer names one again (or ttl_ms passed: see asbp_cluster_standby). */
+void asbp_cluster_forget_standby(asbp_cluster *c, int64_t now_ms);
+/* 1 when the standby was forgotten and no answer was recorded since (the
+ * reason none is known), else 0 (NULL c too). */
+int asbp_cluster_standby_forgotten(const asbp_cluster *c);
 
 /* Circuit breaker: trip records a failure at now_ms (set_leader resets). */
 void asbp_cluster_trip(asbp_cluster *c, int64_t now_ms);

@@ -6,6 +6,7 @@
 #include "asbp_source.h"
 #include "asbp_source_int.h"
 #include "asbp_discovery.h"
+#include "asbp_standby.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +77,7 @@ static void remember_members(asbp_source *s, const asbp_topology *t, int64_t now
         }
     }
     asbp_cluster_set_members(s->cluster, n, hosts, ports, now);
+    asbp_standby_learn(s->cluster, t, now);   /* for BrowseFromStandby */
 }
 
 /* No usable answer from the API: cached leader, then the members last seen. */

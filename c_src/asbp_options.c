@@ -45,6 +45,7 @@ static const opt_def defs[] = {
     DEF("PatroniSSLCertFile", OPT_STRING, patroni_cert_file),
     DEF("PatroniSSLKeyFile", OPT_STRING, patroni_key_file),
     DEF("Commit", OPT_TRUTH, commit),
+    DEF("BrowseFromStandby", OPT_TRUTH, browse_standby),
 };
 
 #define NDEFS (sizeof defs / sizeof defs[0])

@@ -46,6 +46,8 @@ typedef struct asbp_options {
     const char *patroni_cert_file;
     const char *patroni_key_file;
     int commit;                       /* < 0: default (1); a store's COMMIT */
+    int browse_standby;               /* 0 (default) or 1: the read-only class
+                                         methods go to the sync standby */
 } asbp_options;
 
 void asbp_options_init(asbp_options *o);

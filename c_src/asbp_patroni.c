@@ -543,3 +543,15 @@ const char *asbp_leader_status_name(asbp_leader_status s)
     }
     return "unknown";
 }
+
+const asbp_member *asbp_topology_sync_standby(const asbp_topology *t)
+{
+    size_t i;
+    for (i = 0; t && i < t->n; i++) {
+        const asbp_member *m = &t->members[i];
+        if (m->role && !strcmp(m->role, "sync_standby") && m->host && m->port > 0
+            && m->state && (!strcmp(m->state, "running") || !strcmp(m->state, "streaming")))
+            return m;
+    }
+    return NULL;
+}

@@ -74,4 +74,13 @@ asbp_leader_status asbp_topology_leader(const asbp_topology *t,
 
 const char *asbp_leader_status_name(asbp_leader_status s);
 
+/*
+ * The synchronous standby of a parsed answer: the first member with role
+ * "sync_standby" (case-sensitive; "replica", "quorum_standby" and the rest
+ * do not count: only a synchronous standby has flushed every acknowledged
+ * commit), state "running" (Patroni before 3.0.4) or "streaming", and a
+ * sane host and port.  NULL when there is none (t NULL too).
+ */
+const asbp_member *asbp_topology_sync_standby(const asbp_topology *t);
+
 #endif

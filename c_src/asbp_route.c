@@ -145,6 +145,21 @@ int asbp_route_target(const asbp_route *r, asbp_target *t)
     return t->key.data && t->label.data ? 0 : -1;
 }
 
+int asbp_route_standby_target(const asbp_route *r, const char *host, int port,
+                              asbp_target *t)
+{
+    memset(t, 0, sizeof *t);
+    add_host(t, host, port);
+    add_params(r, t, 1);
+    asbp_target_set(t, "target_session_attrs", "any");
+    if (target_key(t) < 0)
+        return -1;
+    asbp_buf_printf(&t->label, "DataSource %s (synchronous standby %s port %s)",
+                    asbp_dsn_display(r->dsn), asbp_buf_cstr(&t->hosts),
+                    asbp_buf_cstr(&t->ports));
+    return t->key.data && t->label.data && t->hosts.len ? 0 : -1;
+}
+
 void asbp_target_params(const asbp_target *t, const char *label, asbp_connparams *p)
 {
     p->keys = t->kw;

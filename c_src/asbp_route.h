@@ -53,6 +53,16 @@ typedef struct asbp_target {
 /* Builds the target of r into t: 0, or -1 out of memory.  Free t with
  * asbp_target_free in both cases. */
 int asbp_route_target(const asbp_route *r, asbp_target *t);
+/*
+ * The target of a read-only connection to the synchronous standby
+ * host:port (BrowseFromStandby): the route's DataSource, credentials and
+ * options with that one host, and target_session_attrs=any (a standby is
+ * not writable; the route's leader and members are not used).  The caller
+ * has checked the host against the allow list.  0, or -1 out of memory;
+ * free t with asbp_target_free in both cases.
+ */
+int asbp_route_standby_target(const asbp_route *r, const char *host, int port,
+                              asbp_target *t);
 /* Sets (or adds) one parameter; v is borrowed.  The key is not changed. */
 void asbp_target_set(asbp_target *t, const char *kw, const char *v);
 /* The parameters for asbp_conn_open (borrowed from t). */

@@ -76,6 +76,7 @@ static int source_key(char key[ASBP_FP_HEX + 1], const asbp_options *o, const ch
     put_field(&f, "pd", o->patroni_ca_path);
     put_field(&f, "pe", o->patroni_cert_file);
     put_field(&f, "pk", o->patroni_key_file);
+    put_num(&f, "bs", o->browse_standby > 0);
     asbp_fp_hex(&f, key);
     return 0;
 }
@@ -245,6 +246,7 @@ static int set_options(asbp_source *s, const asbp_options *o)
     s->ca_path = nonempty_dup(o->patroni_ca_path);
     s->cert_file = nonempty_dup(o->patroni_cert_file);
     s->key_file = nonempty_dup(o->patroni_key_file);
+    s->browse_standby = o->browse_standby > 0;
     return split_urls(s, o->patroni_urls);
 }
 

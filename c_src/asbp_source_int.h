@@ -1,7 +1,8 @@
 /*
  * The inside of a source, shared by the modules of the failover engine
  * (asbp_source.c: options and connections; asbp_failover.c: finding the
- * leader; asbp_run.c: the retry loop).  Nothing else includes this.
+ * leader; asbp_run.c: the retry loop; asbp_standby.c: the synchronous
+ * standby of BrowseFromStandby).  Nothing else includes this.
  * It does not include asbp_source.h (the public side), so the include
  * graph stays a tree: the modules include both.
  */
@@ -38,6 +39,7 @@ struct asbp_source {
     asbp_cluster *cluster;     /* borrowed from the context */
     asbp_route_cache route;    /* owned: pool key of the last route */
     asbp_watches watches;      /* owned: promotion watches of a failover */
+    int browse_standby;        /* BrowseFromStandby (asbp_standby.h) */
 };
 
 /* The current route: the cached leader (when Patroni is used, it is

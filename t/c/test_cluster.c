@@ -287,6 +287,50 @@ static void test_null(void)
        && st.breaker_skips == 0, "stats_get(NULL): zeros");
 }
 
+/* The synchronous standby (BrowseFromStandby): named, none, stale,
+ * forgotten, replaced; it leaves the leader and the counters alone. */
+static void test_standby(void)
+{
+    asbp_cluster *c = asbp_cluster_new("k");
+    asbp_cluster_stats st;
+    const char *host = "untouched";
+    int port = -1;
+
+    is_int(asbp_cluster_standby(c, T0, 5000, &host, &port), -1, "no standby known when new");
+    is_str(host, "untouched", "... outputs left alone");
+    is_int(asbp_cluster_set_standby(c, "10.0.0.2", 5433, T0), 0, "set a standby");
+    is_int(asbp_cluster_standby(c, T0 + 4999, 5000, &host, &port), 1, "known within the ttl");
+    is_str(host, "10.0.0.2", "... its host");
+    is_int(port, 5433, "... its port");
+    is_int(asbp_cluster_standby(c, T0 + 5000, 5000, NULL, NULL), -1, "stale at the ttl: ask again");
+    is_int(asbp_cluster_set_standby(c, NULL, 5433, T0 + 6000), 0, "an answer naming none");
+    host = "untouched";
+    is_int(asbp_cluster_standby(c, T0 + 6000, 5000, &host, &port), 0, "known: none");
+    is_str(host, "untouched", "... no host given");
+    is_int(asbp_cluster_set_standby(c, "10.0.0.3", 6000, T0 + 7000), 0, "another standby");
+    is_int(asbp_cluster_standby(c, T0 + 7000, 5000, &host, &port), 1, "the new one is known");
+    ok(!strcmp(host, "10.0.0.3") && port == 6000, "... with its address");
+    ok(!asbp_cluster_standby_forgotten(c), "not forgotten while named");
+    asbp_cluster_forget_standby(c, T0 + 8000);
+    ok(asbp_cluster_standby_forgotten(c), "forgotten: said so");
+    is_int(asbp_cluster_standby(c, T0 + 12999, 5000, NULL, NULL), 0,
+           "forgotten: none until the ttl passes");
+    is_int(asbp_cluster_standby(c, T0 + 13000, 5000, NULL, NULL), -1,
+           "... then unknown (ask the API again)");
+    asbp_cluster_set_standby(c, NULL, 0, T0 + 14000);
+    ok(!asbp_cluster_standby_forgotten(c), "an answer clears the forgotten mark");
+    ok(!asbp_cluster_standby_forgotten(NULL), "standby_forgotten(NULL): 0");
+    ok(!asbp_cluster_last_leader(c, NULL, NULL, NULL), "the standby is not a leader");
+    asbp_cluster_stats_get(c, &st);
+    ok(st.leader_changes == 0 && st.discoveries == 0, "the standby counts nothing");
+    is_int(asbp_cluster_standby(NULL, T0, 5000, NULL, NULL), -1, "standby(NULL): unknown");
+    asbp_cluster_forget_standby(NULL, T0);
+    asbp_cluster_free(c);   /* frees the host (valgrind) */
+    c = asbp_cluster_new("k");
+    asbp_cluster_set_standby(c, "h", 1, T0);
+    asbp_cluster_free(c);
+}
+
 int main(void)
 {
     test_new_free();
@@ -296,5 +340,6 @@ int main(void)
     test_members();
     test_counters();
     test_null();
+    test_standby();
     return tap_done();
 }

@@ -42,7 +42,7 @@ static void test_names(void)
 {
     size_t i, n = asbp_options_count(), len = 0;
     const char *first = asbp_options_name(0, &len);
-    is_int(n, 20, "20 option names");
+    is_int(n, 21, "21 option names");
     is_str(first, "Handle", "Handle is checked first");
     is_int(len, 6, "with its length");
     ok(asbp_options_name(n, NULL) == NULL, "no name past the end");
@@ -318,6 +318,24 @@ static void test_nonfinite(void)
     }
 }
 
+/* BrowseFromStandby: a truth, 0 by default. */
+static void test_browse_standby(void)
+{
+    asbp_options o;
+    asbp_options_init(&o);
+    is_int(o.browse_standby, 0, "BrowseFromStandby: 0 by default");
+    is_int(set(&o, "BrowseFromStandby", "1"), ASBP_OK, "BrowseFromStandby 1: accepted");
+    is_int(o.browse_standby, 1, "BrowseFromStandby 1: on");
+    is_int(set(&o, "BrowseFromStandby", "0"), ASBP_OK, "BrowseFromStandby 0: accepted");
+    is_int(o.browse_standby, 0, "BrowseFromStandby 0: off");
+    is_int(set(&o, "BrowseFromStandby", "yes"), ASBP_OK, "BrowseFromStandby 'yes': accepted");
+    is_int(o.browse_standby, 1, "BrowseFromStandby 'yes': on, as Perl's truth");
+    is_int(set(&o, "BrowseFromStandby", ""), ASBP_OK, "BrowseFromStandby '': accepted");
+    is_int(o.browse_standby, 0, "BrowseFromStandby '': off");
+    is_int(set(&o, "BrowseFromStandby", NULL), ASBP_OK, "BrowseFromStandby undef: accepted");
+    is_int(o.browse_standby, 0, "BrowseFromStandby undef: left alone");
+}
+
 int main(void)
 {
     test_names();
@@ -331,5 +349,6 @@ int main(void)
     test_other();
     test_nul();
     test_nonfinite();
+    test_browse_standby();
     return tap_done();
 }

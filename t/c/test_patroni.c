@@ -622,6 +622,59 @@ static void lag_values(void)
     }
 }
 
+/* The synchronous standby (BrowseFromStandby): role sync_standby only,
+ * running or streaming, with an address; the first such member. */
+static void sync_standby(void)
+{
+    static const struct { const char *body; int port; const char *name; } cases[] = {
+        { "{\"members\":[{\"role\":\"leader\",\"state\":\"running\",\"host\":\"a\",\"port\":1},"
+          "{\"role\":\"sync_standby\",\"state\":\"running\",\"host\":\"b\",\"port\":2}]}",
+          2, "sync_standby running (Patroni 3.0.2)" },
+        { "{\"members\":[{\"role\":\"sync_standby\",\"state\":\"streaming\",\"host\":\"b\",\"port\":3}]}",
+          3, "sync_standby streaming (Patroni 3.0.4 and later)" },
+        { "{\"members\":[{\"role\":\"replica\",\"state\":\"streaming\",\"host\":\"b\",\"port\":2}]}",
+          0, "a replica is not one" },
+        { "{\"members\":[{\"role\":\"quorum_standby\",\"state\":\"streaming\",\"host\":\"b\",\"port\":2}]}",
+          0, "a quorum standby is not one" },
+        { "{\"members\":[{\"role\":\"Sync_Standby\",\"state\":\"running\",\"host\":\"b\",\"port\":2}]}",
+          0, "the role is case-sensitive" },
+        { "{\"members\":[{\"role\":\"sync_standby\",\"state\":\"starting\",\"host\":\"b\",\"port\":2}]}",
+          0, "a starting one is not used" },
+        { "{\"members\":[{\"role\":\"sync_standby\",\"host\":\"b\",\"port\":2}]}",
+          0, "nor one without a state" },
+        { "{\"members\":[{\"role\":\"sync_standby\",\"state\":\"running\",\"port\":2}]}",
+          0, "nor one without a host" },
+        { "{\"members\":[{\"role\":\"sync_standby\",\"state\":\"running\",\"host\":\"b\"},"
+          "{\"role\":\"sync_standby\",\"state\":\"running\",\"host\":\"c\",\"port\":4},"
+          "{\"role\":\"sync_standby\",\"state\":\"running\",\"host\":\"d\",\"port\":5}]}",
+          4, "the first usable one of several" },
+    };
+    size_t i, len;
+    char *body;
+    asbp_topology *t;
+    const asbp_member *m;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        t = parse_n(cases[i].body, strlen(cases[i].body));
+        m = asbp_topology_sync_standby(t);
+        is_int(m ? m->port : 0, cases[i].port, "sync standby: %s", cases[i].name);
+        asbp_topology_free(t);
+    }
+    ok(asbp_topology_sync_standby(NULL) == NULL, "sync standby of no answer: none");
+    body = slurp("t/data/patroni/patroni-3.0.2-cluster-sync.json", &len);
+    t = body ? parse_n(body, len) : NULL;
+    m = asbp_topology_sync_standby(t);
+    is_str(m ? m->name : NULL, "node2", "recorded answer: node2 is the sync standby");
+    is_int(m ? m->port : 0, 15433, "... on port 15433");
+    asbp_topology_free(t);
+    free(body);
+    body = slurp("t/data/patroni/patroni-3.0.2-cluster.json", &len);
+    t = body ? parse_n(body, len) : NULL;
+    ok(t && !asbp_topology_sync_standby(t), "recorded asynchronous answer: none");
+    asbp_topology_free(t);
+    free(body);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -631,6 +684,7 @@ int main(void)
     limits();
     url_masking();
     lag_values();
+    sync_standby();
     curl_global_cleanup();
     return tap_done();
 }

@@ -337,6 +337,29 @@ off, with a warning.
 A client certificate and key (PEM), for APIs configured with
 C<verify_client: required>.
 
+=item BrowseFromStandby (default 0)
+
+With C<1> (and a C<PatroniUrl>), the read-only class methods
+(C<searchOn>, C<searchOnExpr>, C<get_key_from_all_sessions>) read from the
+synchronous standby, sparing the leader the whole-table reads of the
+manager and the command line tools.  The standby is the member the Patroni
+API names with role C<sync_standby> (state C<running> or C<streaming>), so
+Patroni must run with C<synchronous_mode: true>: that standby has flushed
+every acknowledged commit.  Asynchronous replicas are never used.  Its
+host must be allowed (see C<PatroniAllowedHosts>).  The API is asked at
+most once per C<PatroniCacheTTL> for it (an answer the failover of a
+write gets teaches it too).
+
+C<deleteIfLowerThan> and every tie (reads included) always go to the
+leader.  When no synchronous standby is known, or it cannot be reached
+within half of C<FailoverTimeout> (C<ConnectTimeout> for the connection),
+or fails during the read (before any row reached a code reference: rows
+handed over cannot be taken back, as on the leader), the leader serves the
+read: never an error for that reason, one C<info> line (repeats of a line are suppressed for 10 s),
+and a standby that failed is left alone until the API is asked again.
+An error the leader would give as well (a bad field name, C<QueryTimeout>)
+is reported as usual.
+
 =back
 
 The C<Handle> option of Apache::Session::Store::DBI (an open DBI handle) is
