@@ -18,6 +18,8 @@ use Test::More;
 use lib 't/lib';
 use PgServer;
 use PgBouncer;
+use FakePatroni;
+use JSON::PP;
 use Apache::Session::Browseable::Patroni;
 
 my $pg  = PgServer->start_or_skip;
@@ -139,6 +141,40 @@ for my $auth (qw(scram-sha-256 md5)) {
     # the same store object, same pooled connections: turning the option off
     # for the same DataSource works at once
     exercise( $pgb, { %base, PreparedStatements => 0 }, 'transaction, PreparedStatements 0 again' );
+    $pgb->stop;
+}
+
+# PatroniLeaderPort: the API names the leader at PostgreSQL's port; with a
+# bouncer on the node the module must reach the leader at the bouncer's
+# port.  The DataSource points at a dead port: only discovery can work.
+{
+    my $pgb = PgBouncer->start_or_skip( server => $pg, pool_mode => 'transaction' );
+    my $dead = PgServer::free_port();
+    my $api = FakePatroni->new( body => encode_json( { members => [
+        { name => 'node1', role => 'leader', state => 'running', host => '127.0.0.1',
+          port => $pg->port, api_url => 'http://127.0.0.1:1/patroni', timeline => 1 } ] } ) );
+    my %args = ( DataSource => "dbi:Pg:dbname=sessions;host=127.0.0.1;port=$dead",
+        UserName => $pg->user, Password => $pg->password, PatroniUrl => $api->url,
+        PatroniLeaderPort => $pgb->port, PreparedStatements => 0, FailoverTimeout => 5 );
+    my $before = grep { $_->{user} eq $pg->user } $pgb->admin('SHOW CLIENTS');
+    is( $before, 0, 'PatroniLeaderPort: no client of the bouncer before' );
+    tie my %s, $C, undef, {%args};
+    $s{uid} = 'leader-port';
+    my $id = $s{_session_id};
+    untie %s;
+    is( row_of($id), 'leader-port', 'PatroniLeaderPort: the session was written' );
+    my @ports = map { ( split /:/, $_->[0] )[1] }
+      Apache::Session::Browseable::Patroni::_pool_conns();
+    ok( ( grep { $_ == $pgb->port } @ports ), 'the pooled connection is the bouncer\'s port' );
+    ok( !( grep { $_ == $pg->port } @ports ), 'not PostgreSQL\'s, which the API gave' );
+    my $after = grep { $_->{user} eq $pg->user } $pgb->admin('SHOW CLIENTS');
+    cmp_ok( $after, '>=', 1, 'SHOW CLIENTS: the module is a client of the bouncer' );
+    is( $C->searchOn( {%args}, 'uid', 'leader-port' )->{$id}{uid}, 'leader-port',
+        'PatroniLeaderPort: searchOn through the bouncer' );
+    my $bad = eval { $C->searchOn( { %args, PatroniLeaderPort => 'x' }, 'uid', 'a' ); 1 } ? '' : $@;
+    like( $bad, qr/invalid PatroniLeaderPort 'x': expected a TCP port number/,
+        'a bad PatroniLeaderPort is refused, the message names the option' );
+    $api->stop;
     $pgb->stop;
 }
 
