@@ -27,6 +27,8 @@ package PgBouncer;
 #                bouncer's own login to PostgreSQL)
 #   max_client_conn (default 200), default_pool_size (default 10)
 #   settings     { name => value } more lines of the [pgbouncer] section
+#                (server_login_retry is 0.5 s here, not pgbouncer's 15 s: a
+#                switchover's old leader refuses logins for a moment)
 #
 # Debian's pgbouncer is found through PATH, then in /usr/sbin (ASBP_PGBOUNCER
 # names the program; an empty or missing file means "no PgBouncer").  When
@@ -176,6 +178,10 @@ sub write_config {
         pidfile           => "$b/pgbouncer.pid",
         ignore_startup_parameters => 'extra_float_digits,options',
         server_reset_query => 'DISCARD ALL',
+        # After a failed login to PostgreSQL (a node restarting as a
+        # replica in a switchover) pgbouncer waits this long before trying
+        # again, holding its clients' queries: 15 s by default, 0.5 s here.
+        server_login_retry => 0.5,
         %{ $self->{settings} },
     );
     _write( "$b/pgbouncer.ini", 0644,
