@@ -32,7 +32,7 @@ asbp_ctx *asbp_ctx_new(void)
     asbp_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return NULL;
-    ctx->pool = asbp_pool_new(8);
+    ctx->pool = asbp_pool_new();
     if (!ctx->pool) {
         free(ctx);
         return NULL;

@@ -23,6 +23,13 @@
 #define ASBP_DEFAULT_PATRONI_TTL_MS       60000
 #define ASBP_DEFAULT_PATRONI_BREAKER_MS   30000
 
+/* The pool (PoolMaxIdle, PoolIdleTimeout): idle connections kept per pool
+ * key, and how long one may stay idle (0: forever). */
+#define ASBP_DEFAULT_POOL_MAX_IDLE        8
+#define ASBP_DEFAULT_POOL_IDLE_TIMEOUT_MS 300000
+/* The largest PoolMaxIdle. */
+#define ASBP_OPTION_MAX_COUNT 1000
+
 /* The largest value of an option in seconds. */
 #define ASBP_OPTION_MAX_SECONDS 86400
 
@@ -46,6 +53,8 @@ typedef struct asbp_options {
     const char *patroni_cert_file;
     const char *patroni_key_file;
     int commit;                       /* < 0: default (1); a store's COMMIT */
+    int64_t pool_max_idle;            /* < 0: default; 0: keep none */
+    int64_t pool_idle_timeout_ms;     /* < 0: default; 0: forever */
 } asbp_options;
 
 void asbp_options_init(asbp_options *o);
@@ -69,6 +78,8 @@ const char *asbp_options_name(size_t i, size_t *len);
  *     allowed, as Perl's numbers), from 0 to ASBP_OPTION_MAX_SECONDS,
  *     kept in milliseconds (rounded);
  *   - truth: false for "" and "0", true otherwise (as Perl's);
+ *   - a count (PoolMaxIdle): a whole number (written as Perl's numbers)
+ *     from 0 to ASBP_OPTION_MAX_COUNT;
  *   - a host list (PatroniAllowedHosts): a string, its entries checked now
  *     (asbp_allow_parse);
  *   - refused (Handle): an error, with or without a value.
