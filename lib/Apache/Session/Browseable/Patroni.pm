@@ -277,9 +277,11 @@ The default frees the server slots of workers that have gone quiet, and
 replaces a connection before most firewalls and NAT tables forget an idle
 TCP connection (often after 15 minutes to an hour), which would otherwise
 cost the next operation a wait until C<FailoverTimeout>; reconnecting once
-in five minutes costs a few milliseconds.  Keep it below the server's
-C<idle_session_timeout> if one is set (a connection the server ended is
-replaced anyway, see L</FAILOVER>, but that costs a failed first attempt).
+in five minutes costs a few milliseconds.  To free the slots of workers
+that get no request at all, let the server end their connections:
+C<ALTER ROLE llng SET idle_session_timeout = '10min'> (PostgreSQL 14 and
+later), longer than this option; such a connection is replaced silently
+when the worker is used again (see L</FAILOVER>).
 
 Two option sets sharing a pool key (see C<PoolMaxIdle>) each apply their
 own C<PoolMaxIdle> and C<PoolIdleTimeout> to the connections they give
