@@ -36,7 +36,7 @@ asbp_ctx *asbp_ctx_new(void)
     asbp_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return NULL;
-    ctx->pool = asbp_pool_new(8);
+    ctx->pool = asbp_pool_new();
     ctx->logq = asbp_log_queue_new(LOG_QUEUE_CAP);
     if (!ctx->pool || !ctx->logq) {
         asbp_pool_free(ctx->pool);

@@ -11,7 +11,8 @@ typedef enum opt_kind {
     OPT_SECONDS,   /* int64_t milliseconds */
     OPT_TRUTH,     /* int: 0 or 1 */
     OPT_HOSTS,     /* const char *, borrowed, entries checked */
-    OPT_PORT       /* int: 1 to 65535, 0: default */
+    OPT_PORT,      /* int: 1 to 65535, 0: default */
+    OPT_COUNT      /* int64_t, a whole number from 0 */
 } opt_kind;
 
 typedef struct opt_def {
@@ -49,6 +50,8 @@ static const opt_def defs[] = {
     DEF("BrowseFromStandby", OPT_TRUTH, browse_standby),
     DEF("PreparedStatements", OPT_TRUTH, prepared_statements),
     DEF("PatroniLeaderPort", OPT_PORT, patroni_leader_port),
+    DEF("PoolMaxIdle", OPT_COUNT, pool_max_idle),
+    DEF("PoolIdleTimeout", OPT_SECONDS, pool_idle_timeout_ms),
 };
 
 #define NDEFS (sizeof defs / sizeof defs[0])
@@ -59,6 +62,8 @@ void asbp_options_init(asbp_options *o)
     o->patroni_verify_ssl = -1;
     o->commit = -1;
     o->prepared_statements = -1;
+    o->pool_max_idle = -1;
+    o->pool_idle_timeout_ms = -1;
 }
 
 size_t asbp_options_count(void) { return NDEFS; }
@@ -273,6 +278,19 @@ static asbp_code set_port(int *field, const opt_def *d, const char *value, size_
     return ASBP_OK;
 }
 
+static asbp_code set_count(int64_t *field, const opt_def *d, const char *value,
+                           size_t len, asbp_err *err)
+{
+    double v;
+    if (!parse_number(value, len, &v) || !(v >= 0 && v <= ASBP_OPTION_MAX_COUNT)
+        || v != (double)(int64_t)v)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "invalid %s '%.*s': expected a whole number from 0 to %d",
+                            d->name, (int)len, value, ASBP_OPTION_MAX_COUNT);
+    *field = (int64_t)v;
+    return ASBP_OK;
+}
+
 asbp_code asbp_options_set_at(asbp_options *o, size_t i, const char *value,
                               size_t len, asbp_err *err)
 {
@@ -315,6 +333,8 @@ asbp_code asbp_options_set_at(asbp_options *o, size_t i, const char *value,
         break;
     case OPT_SECONDS:
         return set_seconds((int64_t *)(void *)field, d, value, len, err);
+    case OPT_COUNT:
+        return set_count((int64_t *)(void *)field, d, value, len, err);
     case OPT_TRUTH:
         *(int *)(void *)field = !(len == 0 || (len == 1 && value[0] == '0'));
         break;

@@ -23,6 +23,13 @@
 #define ASBP_DEFAULT_PATRONI_TTL_MS       60000
 #define ASBP_DEFAULT_PATRONI_BREAKER_MS   30000
 
+/* The pool (PoolMaxIdle, PoolIdleTimeout): idle connections kept per pool
+ * key, and how long one may stay idle (0: forever). */
+#define ASBP_DEFAULT_POOL_MAX_IDLE        8
+#define ASBP_DEFAULT_POOL_IDLE_TIMEOUT_MS 300000
+/* The largest PoolMaxIdle. */
+#define ASBP_OPTION_MAX_COUNT 1000
+
 /* The largest value of an option in seconds. */
 #define ASBP_OPTION_MAX_SECONDS 86400
 
@@ -54,6 +61,8 @@ typedef struct asbp_options {
     int patroni_leader_port;          /* 0: the port the API gives; else the
                                        * port of the leader and members
                                        * (PgBouncer on every node) */
+    int64_t pool_max_idle;            /* < 0: default; 0: keep none */
+    int64_t pool_idle_timeout_ms;     /* < 0: default; 0: forever */
 } asbp_options;
 
 void asbp_options_init(asbp_options *o);
@@ -79,6 +88,8 @@ const char *asbp_options_name(size_t i, size_t *len);
  *   - truth: false for "" and "0", true otherwise (as Perl's);
  *   - a port (PatroniLeaderPort): an integer from 1 to 65535 (spaces
  *     around allowed), or 0 / "" for the default;
+ *   - a count (PoolMaxIdle): a whole number (written as Perl's numbers)
+ *     from 0 to ASBP_OPTION_MAX_COUNT;
  *   - a host list (PatroniAllowedHosts): a string, its entries checked now
  *     (asbp_allow_parse);
  *   - refused (Handle): an error, with or without a value.

@@ -4,33 +4,35 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#define NEVER INT64_MAX
+
+typedef struct idle_conn {
+    asbp_conn *c;         /* owned */
+    int64_t expires_ms;   /* closed from then on; NEVER: kept */
+} idle_conn;
 
 typedef struct bucket {
     char *key;            /* owned */
-    asbp_conn **idle;     /* owned array of owned connections */
-    size_t n;
+    idle_conn *idle;      /* owned: oldest first, the last given back last */
+    size_t n, cap;
 } bucket;
 
 struct asbp_pool {
     bucket *b;            /* owned */
     size_t nb, capb;
-    size_t max_idle;
 };
 
-asbp_pool *asbp_pool_new(size_t max_idle)
+asbp_pool *asbp_pool_new(void)
 {
-    asbp_pool *p = calloc(1, sizeof *p);
-    if (p)
-        p->max_idle = max_idle ? max_idle : 1;
-    return p;
+    return calloc(1, sizeof(asbp_pool));
 }
 
 static void bucket_clear(bucket *b)
 {
     size_t i;
     for (i = 0; i < b->n; i++)
-        asbp_conn_free(b->idle[i]);
+        asbp_conn_free(b->idle[i].c);
     b->n = 0;
 }
 
@@ -66,23 +68,53 @@ static bucket *find(asbp_pool *p, const char *key, int create)
     }
     memset(&p->b[p->nb], 0, sizeof p->b[p->nb]);
     p->b[p->nb].key = asbp_strdup(key);
-    p->b[p->nb].idle = calloc(p->max_idle, sizeof(asbp_conn *));
-    if (!p->b[p->nb].key || !p->b[p->nb].idle) {
-        free(p->b[p->nb].key);
-        free(p->b[p->nb].idle);
+    if (!p->b[p->nb].key)
         return NULL;
-    }
     return &p->b[p->nb++];
 }
 
-asbp_conn *asbp_pool_checkout(asbp_pool *p, const char *key)
+/* Keeps the entries of b for which keep(entry) is true, in order; frees
+ * the others.  How many were freed. */
+static size_t bucket_filter(bucket *b, int (*keep)(const idle_conn *, int64_t), int64_t arg)
+{
+    size_t i, k = 0;
+    for (i = 0; i < b->n; i++) {
+        if (keep(&b->idle[i], arg))
+            b->idle[k++] = b->idle[i];
+        else
+            asbp_conn_free(b->idle[i].c);
+    }
+    i = b->n - k;
+    b->n = k;
+    return i;
+}
+
+static int not_expired(const idle_conn *e, int64_t now_ms) { return now_ms < e->expires_ms; }
+
+static int same_process(const idle_conn *e, int64_t pid)
+{
+    return (int64_t)asbp_conn_pid(e->c) == pid;
+}
+
+size_t asbp_pool_expire(asbp_pool *p, int64_t now_ms)
+{
+    size_t i, n = 0;
+    if (!p)
+        return 0;
+    for (i = 0; i < p->nb; i++)
+        n += bucket_filter(&p->b[i], not_expired, now_ms);
+    return n;
+}
+
+asbp_conn *asbp_pool_checkout(asbp_pool *p, const char *key, int64_t now_ms)
 {
     bucket *b;
     if (!p)
         return NULL;
+    asbp_pool_expire(p, now_ms);
     b = find(p, key, 0);
     while (b && b->n) {
-        asbp_conn *c = b->idle[--b->n];
+        asbp_conn *c = b->idle[--b->n].c;
         if (asbp_conn_check_idle(c))
             return c;
         asbp_conn_free(c);
@@ -90,21 +122,57 @@ asbp_conn *asbp_pool_checkout(asbp_pool *p, const char *key)
     return NULL;
 }
 
-void asbp_pool_checkin(asbp_pool *p, const char *key, asbp_conn *c)
+/* Closes the oldest idle connections of b until it holds at most max. */
+static void trim(bucket *b, size_t max)
+{
+    size_t drop, i;
+    if (b->n <= max)
+        return;
+    drop = b->n - max;
+    for (i = 0; i < drop; i++)
+        asbp_conn_free(b->idle[i].c);
+    memmove(b->idle, b->idle + drop, max * sizeof *b->idle);
+    b->n = max;
+}
+
+/* Room for one more entry in b: 0, or -1 out of memory. */
+static int grow(bucket *b)
+{
+    idle_conn *n;
+    size_t cap;
+    if (b->n < b->cap)
+        return 0;
+    cap = b->cap ? b->cap * 2 : 4;
+    n = realloc(b->idle, cap * sizeof *n);
+    if (!n)
+        return -1;
+    b->idle = n;
+    b->cap = cap;
+    return 0;
+}
+
+void asbp_pool_checkin(asbp_pool *p, const char *key, asbp_conn *c,
+                       const asbp_pool_limits *lim, int64_t now_ms)
 {
     bucket *b;
     if (!c)
         return;
-    if (!p || !asbp_conn_reusable(c)) {
+    asbp_pool_expire(p, now_ms);
+    if (!p || !lim || !asbp_conn_reusable(c)) {
         asbp_conn_free(c);
         return;
     }
-    b = find(p, key, 1);
-    if (!b || b->n >= p->max_idle) {
+    b = find(p, key, lim->max_idle > 0);
+    if (b)
+        trim(b, lim->max_idle ? lim->max_idle - 1 : 0);
+    if (!b || lim->max_idle == 0 || grow(b) < 0) {
         asbp_conn_free(c);
         return;
     }
-    b->idle[b->n++] = c;
+    b->idle[b->n].c = c;
+    b->idle[b->n].expires_ms = lim->idle_timeout_ms > 0 && now_ms < NEVER - lim->idle_timeout_ms
+                                   ? now_ms + lim->idle_timeout_ms : NEVER;
+    b->n++;
 }
 
 void asbp_pool_drop(asbp_pool *p, const char *key)
@@ -119,20 +187,11 @@ void asbp_pool_drop(asbp_pool *p, const char *key)
 
 void asbp_pool_after_fork(asbp_pool *p)
 {
-    size_t i, j, k;
-    pid_t me = asbp_pid();
+    size_t i;
     if (!p)
         return;
-    for (i = 0; i < p->nb; i++) {
-        bucket *b = &p->b[i];
-        for (j = k = 0; j < b->n; j++) {
-            if (asbp_conn_pid(b->idle[j]) == me)
-                b->idle[k++] = b->idle[j];
-            else
-                asbp_conn_free(b->idle[j]);
-        }
-        b->n = k;
-    }
+    for (i = 0; i < p->nb; i++)
+        bucket_filter(&p->b[i], same_process, (int64_t)asbp_pid());
 }
 
 size_t asbp_pool_idle_count(const asbp_pool *p)
@@ -152,7 +211,7 @@ asbp_conn *asbp_pool_idle_at(asbp_pool *p, size_t i)
         return NULL;
     for (b = 0; b < p->nb; b++) {
         if (i < p->b[b].n)
-            return p->b[b].idle[i];
+            return p->b[b].idle[i].c;
         i -= p->b[b].n;
     }
     return NULL;

@@ -2,12 +2,18 @@
  * The retry loop of one operation (asbp_source_run): attempt, and on a
  * failover-class error find the leader (asbp_source_failover), watching
  * the members for a promotion while the cluster has none; on a
- * retry-class error try again on the same node, a few times.
+ * retry-class error try again on the same node, a few times.  A pooled
+ * connection that the server has ended (a terminated backend, an
+ * idle_session_timeout, a restart) is first replaced, once, by a new
+ * connection to the same target: no failover for that.
  */
 #include "asbp_source.h"
 #include "asbp_source_int.h"
 
+#include "asbp_pid.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,6 +28,8 @@ typedef struct run_state {
     int64_t start_ms;
     int64_t deadline;        /* start + FailoverTimeout */
     int failovers, retries;
+    int pooled;              /* the attempt's connection came from the pool */
+    int replaced;            /* a stale pooled connection was replaced */
     int64_t backoff;         /* 0: reconnect at once */
     asbp_err first;          /* the error that started the failover */
     asbp_err last;           /* the latest failover-class error */
@@ -39,12 +47,13 @@ static void sleep_ms(int64_t ms)
 }
 
 /* One call of fn, on *conn or, when NULL, on a connection acquired now. */
-static asbp_code attempt(const run_state *rs, asbp_conn **conn, asbp_attempt_fn fn,
+static asbp_code attempt(run_state *rs, asbp_conn **conn, asbp_attempt_fn fn,
                          void *ud, asbp_err *err)
 {
     asbp_code rc = ASBP_OK;
+    rs->pooled = 0;
     if (!*conn)
-        rc = asbp_source_acquire(rs->s, rs->deadline, conn, err);
+        rc = asbp_source_acquire_from(rs->s, rs->deadline, conn, &rs->pooled, err);
     if (rc == ASBP_OK)
         rc = fn(ud, *conn, err);
     return rc;
@@ -82,6 +91,49 @@ static int retry_pause(run_state *rs)
     asbp_cluster_count(s->cluster, ASBP_COUNT_RETRIES);
     sleep_ms(RETRY_STEP_MS * rs->retries);
     return 1;
+}
+
+/*
+ * A connection taken from the pool for this attempt was lost (the server
+ * ended it while it was idle, and the check at checkout did not see it
+ * yet: the goodbye still in flight, or a host that forgot the connection
+ * and resets it): 1 when the attempt may be redone at once on a new
+ * connection to the same target, without a failover.  Once per operation:
+ * a second loss is a server in trouble (failover).  A timeout is not a
+ * loss: a frozen server would cost the budget twice.
+ */
+static int replace_stale(run_state *rs, asbp_conn **conn, const asbp_err *err)
+{
+    asbp_source *s = rs->s;
+    if (!rs->pooled || rs->replaced || err->code != ASBP_E_IO
+        || err->eclass != ASBP_EC_FAILOVER)
+        return 0;
+    rs->replaced = 1;
+    ASBP_TRACE(asbp_ctx_logger(s->ctx), "pid %ld: DataSource %s: pooled connection to "
+               "%s ended by the server (%s): replaced by a new one",
+               (long)asbp_pid(), asbp_dsn_display(s->dsn), asbp_conn_server(*conn), err->msg);
+    drop_conn(s, conn);
+    return 1;
+}
+
+/*
+ * Too many connections (SQLSTATE 53300: max_connections, or the CONNECTION
+ * LIMIT of the role or the database) after the retries: says what it
+ * means and what fixes it.  Not a wrong node: no failover, no discovery.
+ */
+static void explain_full(const asbp_source *s, asbp_err *err)
+{
+    char msg[ASBP_ERR_MSG_MAX];
+    if (strcmp(err->sqlstate, "53300") != 0)
+        return;
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    asbp_err_set(err, err->code, err->eclass,
+                 "DataSource %s: the server has no connection slot left (too many "
+                 "connections: max_connections, or the CONNECTION LIMIT of the role or "
+                 "the database): raise it, lower PoolMaxIdle (idle connections each "
+                 "process keeps), or put PgBouncer in front of PostgreSQL; %s",
+                 asbp_dsn_display(s->dsn), msg);
+    memcpy(err->sqlstate, "53300", 6);
 }
 
 static asbp_code out_of_time(const run_state *rs, asbp_err *err)
@@ -217,10 +269,14 @@ static asbp_code run_inner(asbp_source *s, asbp_conn **conn, int64_t start_ms,
         }
         if (err->eclass != ASBP_EC_FAILOVER && err->eclass != ASBP_EC_RETRY)
             return rc;
+        if (replace_stale(&rs, conn, err))
+            continue;
         drop_conn(s, conn);
         if (err->eclass == ASBP_EC_RETRY) {
-            if (!retry_pause(&rs))
+            if (!retry_pause(&rs)) {
+                explain_full(s, err);
                 return rc;
+            }
             continue;
         }
         rs.last = *err;

@@ -79,6 +79,8 @@ static int source_key(char key[ASBP_FP_HEX + 1], const asbp_options *o, const ch
     put_num(&f, "bs", o->browse_standby > 0);
     put_num(&f, "ps", o->prepared_statements);
     put_num(&f, "lp", o->patroni_leader_port);
+    put_num(&f, "pmi", o->pool_max_idle);
+    put_num(&f, "pit", o->pool_idle_timeout_ms);
     asbp_fp_hex(&f, key);
     return 0;
 }
@@ -244,6 +246,10 @@ static int set_options(asbp_source *s, const asbp_options *o)
     s->p_ttl_ms = dflt(o->patroni_cache_ttl_ms, ASBP_DEFAULT_PATRONI_TTL_MS);
     s->p_breaker_ms = dflt(o->patroni_breaker_ms, ASBP_DEFAULT_PATRONI_BREAKER_MS);
     s->verify_ssl = o->patroni_verify_ssl < 0 ? 1 : !!o->patroni_verify_ssl;
+    s->pool.max_idle = (size_t)(o->pool_max_idle < 0 ? ASBP_DEFAULT_POOL_MAX_IDLE
+                                                     : o->pool_max_idle);
+    s->pool.idle_timeout_ms = o->pool_idle_timeout_ms < 0 ? ASBP_DEFAULT_POOL_IDLE_TIMEOUT_MS
+                                                          : o->pool_idle_timeout_ms;
     s->ca_file = nonempty_dup(o->patroni_ca_file);
     s->ca_path = nonempty_dup(o->patroni_ca_path);
     s->cert_file = nonempty_dup(o->patroni_cert_file);
@@ -435,20 +441,22 @@ static asbp_code open_target(asbp_source *s, const asbp_target *t, int64_t deadl
     return rc;
 }
 
-asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
-                              asbp_conn **out, asbp_err *err)
+asbp_code asbp_source_acquire_from(asbp_source *s, int64_t deadline_ms,
+                                   asbp_conn **out, int *pooled, asbp_err *err)
 {
     asbp_pool *pool = asbp_ctx_pool(s->ctx);
+    int64_t now = asbp_ctx_now(s->ctx);
     asbp_route r;
     asbp_target t;
     asbp_code rc;
     const char *key;
 
     *out = NULL;
+    *pooled = 1;
     asbp_ctx_check_fork(s->ctx);
     asbp_source_route(s, &r);
     key = asbp_route_cache_get(&s->route, &r);
-    if (key && (*out = asbp_pool_checkout(pool, key)) != NULL) {
+    if (key && (*out = asbp_pool_checkout(pool, key, now)) != NULL) {
         asbp_conn_set_prepared(*out, s->prepared);
         return ASBP_OK;   /* same route as last time, a connection idle */
     }
@@ -457,16 +465,28 @@ asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
         asbp_target_free(&t);
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
     }
-    *out = asbp_pool_checkout(pool, asbp_target_key(&t));
+    *out = asbp_pool_checkout(pool, asbp_target_key(&t), now);
+    *pooled = *out != NULL;
     rc = *out ? ASBP_OK : open_target(s, &t, deadline_ms, out, err);
     asbp_target_free(&t);
     asbp_conn_set_prepared(*out, s->prepared);   /* PreparedStatements */
     return rc;
 }
 
+asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
+                              asbp_conn **out, asbp_err *err)
+{
+    int pooled;
+    return asbp_source_acquire_from(s, deadline_ms, out, &pooled, err);
+}
+
+/* The connection is kept under the limits of this source's options: two
+ * option sets sharing a pool key (the same DataSource, user and password,
+ * another TableName) each apply theirs to the connections they give back. */
 void asbp_source_release(asbp_source *s, asbp_conn *c)
 {
     if (!c)
         return;
-    asbp_pool_checkin(asbp_ctx_pool(s->ctx), asbp_conn_key(c), c);
+    asbp_pool_checkin(asbp_ctx_pool(s->ctx), asbp_conn_key(c), c, &s->pool,
+                      asbp_ctx_now(s->ctx));
 }

@@ -17,6 +17,7 @@
 #include "asbp_conn.h"
 #include "asbp_ctx.h"
 #include "asbp_dsn.h"
+#include "asbp_pool.h"
 #include "asbp_route.h"
 #include "asbp_table.h"
 #include "asbp_watch.h"
@@ -33,6 +34,7 @@ struct asbp_source {
     size_t nurls;
     int64_t p_timeout_ms, p_ttl_ms, p_breaker_ms;
     int verify_ssl;
+    asbp_pool_limits pool;     /* PoolMaxIdle, PoolIdleTimeout */
     char *ca_file, *ca_path, *cert_file, *key_file;   /* owned */
     asbp_allow *allow;         /* owned: hosts an API answer may name */
     int use_members;           /* route: add the members last seen */
@@ -51,5 +53,9 @@ void asbp_source_route(const struct asbp_source *s, asbp_route *r);
 /* Makes c a connection of the current route (pooled under its key):
  * 0, or -1 out of memory (c unchanged). */
 int asbp_source_adopt(const struct asbp_source *s, asbp_conn *c);
+/* asbp_source_acquire, and *pooled: 1 when the connection came from the
+ * pool (it may have been ended by the server since), 0 when new. */
+asbp_code asbp_source_acquire_from(struct asbp_source *s, int64_t deadline_ms,
+                                   asbp_conn **out, int *pooled, asbp_err *err);
 
 #endif

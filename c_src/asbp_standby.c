@@ -137,9 +137,12 @@ asbp_code asbp_standby_acquire(asbp_source *s, int64_t deadline_ms, asbp_conn **
         asbp_target_free(&t);
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
     }
-    *out = asbp_pool_checkout(asbp_ctx_pool(s->ctx), asbp_target_key(&t));
+    *out = asbp_pool_checkout(asbp_ctx_pool(s->ctx), asbp_target_key(&t),
+                              asbp_ctx_now(s->ctx));
     rc = *out ? ASBP_OK : open_standby(s, &t, deadline_ms, out, err);
     asbp_target_free(&t);
+    if (rc == ASBP_OK)
+        asbp_conn_set_prepared(*out, s->prepared);   /* PreparedStatements */
     return rc;
 }
 

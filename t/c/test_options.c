@@ -42,7 +42,7 @@ static void test_names(void)
 {
     size_t i, n = asbp_options_count(), len = 0;
     const char *first = asbp_options_name(0, &len);
-    is_int(n, 23, "23 option names");
+    is_int(n, 25, "25 option names");
     is_str(first, "Handle", "Handle is checked first");
     is_int(len, 6, "with its length");
     ok(asbp_options_name(n, NULL) == NULL, "no name past the end");
@@ -382,6 +382,42 @@ static void test_leader_port(void)
     }
 }
 
+/* PoolMaxIdle (a count) and PoolIdleTimeout (seconds, 0: forever). */
+static void test_pool(void)
+{
+    static const struct { const char *v; long long want; } counts[] = {
+        { "0", 0 }, { "8", 8 }, { " 3 ", 3 }, { "2.0", 2 }, { "1e2", 100 }, { "1000", 1000 },
+        { "-1", -2 }, { "1.5", -2 }, { "1001", -2 }, { "", -2 }, { "x", -2 }, { "NaN", -2 },
+    };
+    asbp_options o;
+    size_t i;
+    asbp_options_init(&o);
+    is_int(o.pool_max_idle, -1, "PoolMaxIdle: default (-1) until set");
+    is_int(o.pool_idle_timeout_ms, -1, "PoolIdleTimeout: default (-1) until set");
+    for (i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        asbp_code rc;
+        asbp_options_init(&o);
+        rc = set(&o, "PoolMaxIdle", counts[i].v);
+        if (counts[i].want >= 0) {
+            ok(rc == ASBP_OK && o.pool_max_idle == counts[i].want,
+               "PoolMaxIdle '%s' is %lld", counts[i].v, counts[i].want);
+        } else {
+            ok(rc == ASBP_E_USAGE && o.pool_max_idle == -1, "PoolMaxIdle '%s' refused", counts[i].v);
+            like_str(e.msg, ": expected a whole number from 0 to 1000",
+                     "... with a message");
+        }
+    }
+    asbp_options_init(&o);
+    ok(set(&o, "PoolIdleTimeout", "0") == ASBP_OK && o.pool_idle_timeout_ms == 0,
+       "PoolIdleTimeout 0 (forever) is not the default");
+    ok(set(&o, "PoolIdleTimeout", "2.5") == ASBP_OK && o.pool_idle_timeout_ms == 2500,
+       "PoolIdleTimeout in seconds");
+    ok(set(&o, "PoolIdleTimeout", "-1") == ASBP_E_USAGE && o.pool_idle_timeout_ms == 2500,
+       "PoolIdleTimeout below 0 refused");
+    ok(set(&o, "PoolMaxIdle", NULL) == ASBP_OK && o.pool_max_idle == -1,
+       "PoolMaxIdle undef: the default");
+}
+
 int main(void)
 {
     test_names();
@@ -398,5 +434,6 @@ int main(void)
     test_browse_standby();
     test_prepared_statements();
     test_leader_port();
+    test_pool();
     return tap_done();
 }

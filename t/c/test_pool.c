@@ -19,6 +19,16 @@ static const char *values[7];
 static asbp_connparams params = { keys, values, "test server" };
 static asbp_clock clk = ASBP_CLOCK_INIT;
 
+/* The limits of the connections given back (asbp_pool_checkin). */
+static asbp_pool_limits lim = { 8, 0 };
+
+static asbp_pool *pool_new(size_t max_idle)
+{
+    lim.max_idle = max_idle;
+    lim.idle_timeout_ms = 0;
+    return asbp_pool_new();
+}
+
 static int64_t deadline(void) { return asbp_clock_now_ms(&clk) + 10000; }
 
 static asbp_conn *open_conn(void)
@@ -60,53 +70,116 @@ static int works(asbp_conn *c)
 
 static void keep_and_take(void)
 {
-    asbp_pool *p = asbp_pool_new(2);
+    asbp_pool *p = pool_new(2);
     asbp_conn *c1 = open_conn(), *c2 = open_conn(), *c3 = open_conn();
 
     ok(p && c1 && c2 && c3, "a pool and three connections");
-    ok(asbp_pool_checkout(p, "k1") == NULL, "an empty pool has nothing to hand out");
-    asbp_pool_checkin(p, "k1", c1);
+    ok(asbp_pool_checkout(p, "k1", 0) == NULL, "an empty pool has nothing to hand out");
+    asbp_pool_checkin(p, "k1", c1, &lim, 0);
     is_int(asbp_pool_idle_count(p), 1, "kept: one idle connection");
     ok(asbp_pool_idle_at(p, 0) == c1 && asbp_pool_idle_at(p, 1) == NULL,
        "asbp_pool_idle_at lists it");
-    ok(asbp_pool_checkout(p, "k2") == NULL, "another key has nothing");
-    ok(asbp_pool_checkout(p, "k1") == c1, "the key gives its connection back");
+    ok(asbp_pool_checkout(p, "k2", 0) == NULL, "another key has nothing");
+    ok(asbp_pool_checkout(p, "k1", 0) == c1, "the key gives its connection back");
     is_int(asbp_pool_idle_count(p), 0, "taken: no idle connection left");
     ok(works(c1), "the connection taken works");
 
-    /* The idle limit is per key: the third connection of k1 is freed. */
-    asbp_pool_checkin(p, "k1", c1);
-    asbp_pool_checkin(p, "k1", c2);
-    asbp_pool_checkin(p, "k1", c3);
+    /* The idle limit is per key: the oldest connection of k1 is freed. */
+    asbp_pool_checkin(p, "k1", c1, &lim, 0);
+    asbp_pool_checkin(p, "k1", c2, &lim, 0);
+    asbp_pool_checkin(p, "k1", c3, &lim, 0);
     is_int(asbp_pool_idle_count(p), 2, "at most 2 idle connections for a key");
-    ok(asbp_pool_checkout(p, "k1") == c2, "the last one kept comes first");
-    ok(asbp_pool_checkout(p, "k1") == c1, "then the one before");
-    ok(asbp_pool_checkout(p, "k1") == NULL, "the one over the limit was not kept");
-    asbp_pool_checkin(p, "k1", c1);
-    asbp_pool_checkin(p, "k2", c2);
+    ok(asbp_pool_checkout(p, "k1", 0) == c3, "the last one given back comes first");
+    ok(asbp_pool_checkout(p, "k1", 0) == c2, "then the one before");
+    ok(asbp_pool_checkout(p, "k1", 0) == NULL, "the oldest, over the limit, was closed");
+    c1 = c3;
+    asbp_pool_checkin(p, "k1", c1, &lim, 0);
+    asbp_pool_checkin(p, "k2", c2, &lim, 0);
     is_int(asbp_pool_idle_count(p), 2, "two keys, one idle connection each");
 
     asbp_pool_drop(p, "k1");
     is_int(asbp_pool_idle_count(p), 1, "drop(k1) frees the connections of k1 only");
-    ok(asbp_pool_checkout(p, "k1") == NULL, "k1 is empty");
+    ok(asbp_pool_checkout(p, "k1", 0) == NULL, "k1 is empty");
     asbp_pool_drop(p, NULL);
     is_int(asbp_pool_idle_count(p), 0, "drop(NULL) frees every idle connection");
 
-    asbp_pool_checkin(p, "k1", open_conn());
-    asbp_pool_checkin(p, "k2", open_conn());
+    asbp_pool_checkin(p, "k1", open_conn(), &lim, 0);
+    asbp_pool_checkin(p, "k2", open_conn(), &lim, 0);
     asbp_pool_free(p);   /* frees both (valgrind checks) */
     ok(1, "a pool with idle connections freed");
 
-    asbp_pool_checkin(NULL, "k1", open_conn());   /* freed */
-    asbp_pool_checkin(p = asbp_pool_new(1), "k1", NULL);
-    ok(asbp_pool_checkout(NULL, "k1") == NULL && asbp_pool_idle_count(p) == 0,
+    asbp_pool_checkin(NULL, "k1", open_conn(), &lim, 0);   /* freed */
+    asbp_pool_checkin(p = pool_new(1), "k1", NULL, &lim, 0);
+    ok(asbp_pool_checkout(NULL, "k1", 0) == NULL && asbp_pool_idle_count(p) == 0,
        "no pool, no connection: nothing kept, nothing handed out");
+    asbp_pool_free(p);
+}
+
+/* PoolMaxIdle: the limits come with each connection given back. */
+static void limits(void)
+{
+    asbp_pool *p = pool_new(3);
+    asbp_pool_limits none = { 0, 0 }, one = { 1, 0 };
+    asbp_conn *c[3];
+    int i;
+
+    for (i = 0; i < 3; i++)
+        c[i] = open_conn();
+    for (i = 0; i < 3; i++)
+        asbp_pool_checkin(p, "k", c[i], &lim, 0);
+    is_int(asbp_pool_idle_count(p), 3, "3 kept under a limit of 3");
+    c[0] = open_conn();
+    asbp_pool_checkin(p, "k", c[0], &one, 0);
+    is_int(asbp_pool_idle_count(p), 1, "given back under a limit of 1: the key keeps 1");
+    ok(asbp_pool_checkout(p, "k", 0) == c[0],
+       "... the one just given back (the older ones were closed)");
+    asbp_conn_free(c[0]);
+    asbp_pool_checkin(p, "k", open_conn(), &lim, 0);
+    asbp_pool_checkin(p, "k", open_conn(), &lim, 0);
+    asbp_pool_checkin(p, "k2", open_conn(), &lim, 0);
+    asbp_pool_checkin(p, "k", open_conn(), &none, 0);
+    is_int(asbp_pool_idle_count(p), 1,
+           "given back under a limit of 0 (PoolMaxIdle 0): not kept, the key emptied");
+    c[0] = asbp_pool_checkout(p, "k2", 0);
+    ok(c[0] != NULL, "... another key keeps its own");
+    asbp_conn_free(c[0]);
+    asbp_pool_checkin(NULL, "k", open_conn(), &lim, 0);
+    asbp_pool_checkin(p, "k", open_conn(), NULL, 0);
+    is_int(asbp_pool_idle_count(p), 0, "no pool or no limits: not kept");
+    asbp_pool_free(p);
+}
+
+/* PoolIdleTimeout: by the caller's time, at the next pool operation. */
+static void idle_timeout(void)
+{
+    asbp_pool *p = pool_new(4);
+    asbp_pool_limits short_t = { 4, 1000 }, long_t = { 4, 5000 }, forever = { 4, 0 };
+    asbp_conn *a = open_conn(), *b = open_conn(), *c = open_conn();
+
+    asbp_pool_checkin(p, "k", a, &short_t, 10000);
+    asbp_pool_checkin(p, "k", b, &long_t, 10000);
+    asbp_pool_checkin(p, "k2", c, &forever, 10000);
+    is_int(asbp_pool_idle_count(p), 3, "three idle connections");
+    is_int(asbp_pool_expire(p, 10999), 0, "none expired before its timeout");
+    ok(asbp_pool_checkout(p, "k2", 11000) == c, "a checkout at 1 s (k2)");
+    is_int(asbp_pool_idle_count(p), 1,
+           "... closed the one of k that was idle for its 1 s timeout; the 5 s one is left");
+    asbp_pool_checkin(p, "k2", c, &forever, 11000);
+    ok(asbp_pool_checkout(p, "k", 14999) == b, "the 5 s one is handed out before 5 s");
+    asbp_pool_checkin(p, "k", b, &long_t, 14999);
+    is_int(asbp_pool_expire(p, 19998), 0, "its idle time counts from when it was given back");
+    is_int(asbp_pool_expire(p, 19999), 1, "... and it is closed after 5 s");
+    ok(asbp_pool_checkout(p, "k", 20000) == NULL, "k is empty");
+    is_int(asbp_pool_expire(p, INT64_MAX - 1), 0, "timeout 0: kept forever");
+    c = asbp_pool_checkout(p, "k2", INT64_MAX - 1);
+    ok(works(c), "... and handed out, working");
+    asbp_conn_free(c);
     asbp_pool_free(p);
 }
 
 static void never_handed_out(void)
 {
-    asbp_pool *p = asbp_pool_new(4);
+    asbp_pool *p = pool_new(4);
     asbp_conn *c, *killer = open_conn();
     asbp_query rb = { "ROLLBACK", 0, 0, NULL, NULL };
     asbp_err e;
@@ -115,13 +188,13 @@ static void never_handed_out(void)
     asbp_err_clear(&e);
     c = open_conn();
     asbp_conn_set_broken(c);
-    asbp_pool_checkin(p, "k", c);
+    asbp_pool_checkin(p, "k", c, &lim, 0);
     is_int(asbp_pool_idle_count(p), 0, "a broken connection is not kept");
 
     c = open_conn();
     ok(run_sql(c, "BEGIN", NULL, 0) == ASBP_OK && asbp_conn_in_transaction(c),
        "a connection inside a transaction");
-    asbp_pool_checkin(p, "k", c);
+    asbp_pool_checkin(p, "k", c, &lim, 0);
     is_int(asbp_pool_idle_count(p), 0, "... is not kept");
 
     c = open_conn();
@@ -129,20 +202,20 @@ static void never_handed_out(void)
     ok(asbp_conn_send_nowait(c, &rb, 1, &clk, deadline(), &e) == ASBP_OK
        && asbp_conn_pending(c) && !asbp_conn_in_transaction(c),
        "a ROLLBACK sent without waiting: no transaction any more");
-    asbp_pool_checkin(p, "k", c);
+    asbp_pool_checkin(p, "k", c, &lim, 0);
     is_int(asbp_pool_idle_count(p), 1, "... the connection is kept");
-    ok(asbp_pool_checkout(p, "k") == c, "... and handed out");
+    ok(asbp_pool_checkout(p, "k", 0) == c, "... and handed out");
     ok(works(c) && !asbp_conn_pending(c), "its next statement reads the ROLLBACK's answer");
 
     /* The server ends an idle connection (pg_terminate_backend waits for
      * the backend to be gone): the pool must not hand it out. */
     ok(run_sql(c, "SELECT pg_backend_pid()", pid, sizeof pid) == ASBP_OK, "backend pid %s", pid);
-    asbp_pool_checkin(p, "k", c);
+    asbp_pool_checkin(p, "k", c, &lim, 0);
     snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%s, 10000)", pid);
     ok(run_sql(killer, sql, v, sizeof v) == ASBP_OK && strcmp(v, "t") == 0,
        "the server ended the idle connection");
     is_int(asbp_pool_idle_count(p), 1, "it is still in the pool");
-    ok(asbp_pool_checkout(p, "k") == NULL, "... but never handed out");
+    ok(asbp_pool_checkout(p, "k", 0) == NULL, "... but never handed out");
     is_int(asbp_pool_idle_count(p), 0, "... and freed");
 
     asbp_conn_free(killer);
@@ -151,21 +224,21 @@ static void never_handed_out(void)
 
 static void foreign_pid(void)
 {
-    asbp_pool *p = asbp_pool_new(4);
+    asbp_pool *p = pool_new(4);
     asbp_conn *held = open_conn();
     pid_t kid;
     int status = -1;
 
-    asbp_pool_checkin(p, "k", open_conn());
-    asbp_pool_checkin(p, "k2", open_conn());
+    asbp_pool_checkin(p, "k", open_conn(), &lim, 0);
+    asbp_pool_checkin(p, "k2", open_conn(), &lim, 0);
     fflush(stdout);
     kid = fork();
     if (kid == 0) {
         /* Child: nothing of the parent's may be handed out or kept. */
         int bad = 0;
-        if (asbp_pool_checkout(p, "k") != NULL)
+        if (asbp_pool_checkout(p, "k", 0) != NULL)
             bad |= 1;
-        asbp_pool_checkin(p, "k", held);   /* abandoned, not kept */
+        asbp_pool_checkin(p, "k", held, &lim, 0);   /* abandoned, not kept */
         if (asbp_pool_idle_count(p) != 1)  /* only k2's is left */
             bad |= 2;
         asbp_pool_after_fork(p);
@@ -183,7 +256,7 @@ static void foreign_pid(void)
        "asbp_pool_after_fork empties the child's pool");
     ok(works(held), "the parent's connections still work (the child sent nothing on them)");
     asbp_conn_free(held);
-    held = asbp_pool_checkout(p, "k2");
+    held = asbp_pool_checkout(p, "k2", 0);
     ok(works(held), "... pooled ones too");
     asbp_conn_free(held);
     asbp_pool_free(p);
@@ -191,7 +264,7 @@ static void foreign_pid(void)
 
 static void streams(void)
 {
-    asbp_pool *p = asbp_pool_new(2);
+    asbp_pool *p = pool_new(2);
     asbp_conn *c = open_conn();
     const char *pv[1] = { "3" };
     asbp_stream_query q = { "SELECT i, CASE WHEN i = 2 THEN NULL ELSE 'v' || i END "
@@ -207,7 +280,7 @@ static void streams(void)
     is_str(asbp_row_value(row, 0, &len), "1", "first column of row 1");
     is_int(len, 1, "its length");
     ok(asbp_row_value(row, 5, &len) == NULL && len == 0, "past the last column: NULL");
-    asbp_pool_checkin(p, "k", c);
+    asbp_pool_checkin(p, "k", c, &lim, 0);
     is_int(asbp_pool_idle_count(p), 0, "a connection in the middle of a stream is not kept");
 
     c = open_conn();
@@ -266,6 +339,8 @@ int main(void)
     values[4] = getenv("ASBP_TEST_PG_PASSWORD");
     values[5] = "10";
     keep_and_take();
+    limits();
+    idle_timeout();
     never_handed_out();
     foreign_pid();
     streams();

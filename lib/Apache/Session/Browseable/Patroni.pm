@@ -279,6 +279,42 @@ which cannot interrupt C code.
 
 Class methods: the longest wait for data from the server.
 
+=item PoolMaxIdle (default 8)
+
+How many idle connections each process keeps open for later, per pool key
+(the connection parameters: DataSource, user and password, and the leader
+it reaches; the storages of LemonLDAP::NG that differ only in TableName
+share one key).  A process holds one connection per tie in progress
+(nested ties, a browse during a tie: more) and gives it back when the tie
+ends; what it keeps idle is what it used at once, up to this number: a
+single-threaded worker rarely keeps more than one or two.  C<0> keeps
+none: every tie opens a connection and closes it at the end, as the
+pure-Perl module does (a connection set-up, with its authentication, per
+tie).  From 0 to 1000.
+
+=item PoolIdleTimeout (default 300)
+
+Seconds an idle connection is kept: one idle longer is closed, and
+replaced when needed, by the next operation of the process on any
+DataSource (there is no timer: a process that does nothing keeps its
+connections until it does something, or exits).  C<0>: kept for ever.
+The default frees the server slots of workers that have gone quiet, and
+replaces a connection before most firewalls and NAT tables forget an idle
+TCP connection (often after 15 minutes to an hour), which would otherwise
+cost the next operation a wait until C<FailoverTimeout>; reconnecting once
+in five minutes costs a few milliseconds.  To free the slots of workers
+that get no request at all, let the server end their connections:
+C<ALTER ROLE llng SET idle_session_timeout = '10min'> (PostgreSQL 14 and
+later), longer than this option; such a connection is replaced silently
+when the worker is used again (see L</FAILOVER>).
+
+Two option sets sharing a pool key (see C<PoolMaxIdle>) each apply their
+own C<PoolMaxIdle> and C<PoolIdleTimeout> to the connections they give
+back: the key keeps at most the C<PoolMaxIdle> of the last one to give a
+connection back (the oldest are closed), and each connection is kept for
+the C<PoolIdleTimeout> of the option set that used it last.  Give every
+storage on one DataSource the same values.
+
 =item PatroniUrl (or patroniUrl)
 
 The Patroni REST API endpoints (C<http(s)://host:8008/cluster>), separated by
@@ -409,6 +445,20 @@ a leader is a cluster in transition and does not open the breaker.
 Serialization failures, deadlocks and "too many connections" are retried on
 the same node (three times); other errors are reported at once.
 
+A pooled connection that the server ended while it was idle
+(C<pg_terminate_backend>, C<idle_session_timeout>, a restart) is replaced
+on its next use, silently: found closed when it leaves the pool, or lost on
+its first statement (the server's goodbye still on its way, a host that
+rebooted), the operation is redone once on a new connection to the same
+server, before and without any failover (no Patroni request, no counter,
+no message but in C<ASBP_TRACE>).  A second loss in the same operation
+fails over as above.
+
+"Too many connections" (SQLSTATE 53300: the server's C<max_connections>,
+or the C<CONNECTION LIMIT> of the role or the database) is not a wrong
+node: no discovery, no breaker.  After the retries the error says so (see
+L</MESSAGES>).
+
 One tie gets one failover budget: when a step gave up, the rest of the tie
 reports the same error at once.  An error while a tied session is saved at
 C<untie> is printed as an C<(in cleanup)> warning (Perl would hide it unless
@@ -501,6 +551,14 @@ A failover (or a reconnection after a restart) that the caller did not see.
 =item no writable leader within FailoverTimeout (N ms) for DataSource ...; last error: ...
 
 The operation failed: no writable node could be reached in time.
+
+=item DataSource ...: the server has no connection slot left (too many connections ...) ...
+
+Every connection slot of the server is taken (the message that follows
+names the server).  Count the connections of the fleet (see the README):
+raise C<max_connections> (or the role's or database's C<CONNECTION
+LIMIT>), lower C<PoolMaxIdle> or C<PoolIdleTimeout>, or put PgBouncer in
+front of PostgreSQL.
 
 =item PatroniVerifySSL is off for DataSource ...
 
