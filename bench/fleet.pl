@@ -8,7 +8,7 @@
 #
 #   perl Makefile.PL && make && perl bench/fleet.pl [--seconds 10]
 #        [--procs 50,200] [--rows 50000] [--auth trust|scram-sha-256]
-#        [--max-connections N] [--no-default-max]
+#        [--max-connections N] [--pool-size 20] [--no-default-max]
 #
 # The work of each process: 80% reads (tie an existing session, read a
 # key, untie), 10% creates (a new ~1.1 kB session), 7% updates (tie an
@@ -38,6 +38,12 @@
 # server is restarted with PostgreSQL's default of 100 and the largest
 # fleet runs again on both paths: what happens without PgBouncer.
 #
+# PgBouncer (t/lib/PgBouncer.pm, Debian's pgbouncer) runs in transaction
+# pooling mode with default_pool_size --pool-size (20, pgbouncer's own
+# default) and max_client_conn for the largest fleet; ours gets
+# PreparedStatements => 0 there (PgJSON gets nothing: DBD::Pg's own
+# defaults, a connection per tie).
+#
 # --auth: how the server (and PgBouncer) authenticate TCP connections.
 # PgJSON opens a connection per tie, so its figures depend on it; ours
 # keeps connections open.  Default trust, as in bench/tie.pl: the most
@@ -57,8 +63,8 @@ use PgServer;
 use LLNGSession;
 use Apache::Session::Browseable::Patroni;
 
-my %o = ( seconds => 10, procs => '50,200', rows => 50000, auth => 'trust' );
-GetOptions( \%o, 'seconds=f', 'procs=s', 'rows=i', 'auth=s', 'max-connections=i',
+my %o = ( seconds => 10, procs => '50,200', rows => 50000, auth => 'trust', 'pool-size' => 20 );
+GetOptions( \%o, 'seconds=f', 'procs=s', 'rows=i', 'auth=s', 'max-connections=i', 'pool-size=i',
     'no-default-max' )
   or die "bad options\n";
 $| = 1;
@@ -189,7 +195,7 @@ sub worker {
         if ($ok) { $n{$op}++; $lat{$op} .= pack 'f', $dt }
         else {
             $err{$op}++;
-            ( $first_err //= "$@" ) =~ s/\s+\z//;
+            ( $first_err //= "$op: $@" ) =~ s/\s+\z//;
         }
     }
     Storable::nstore( { n => \%n, lat => \%lat, err => \%err, first_err => $first_err }, $file );
@@ -319,7 +325,11 @@ sub args_for {
 
 sub bouncer_up {
     return unless $have_bouncer;
-    $bouncer //= PgBouncer->new( pg => $pg, pool_mode => 'transaction' );
+    $bouncer //= PgBouncer->new(
+        server => $pg, pool_mode => 'transaction',
+        auth_type => $o{auth} eq 'trust' ? 'trust' : 'scram-sha-256',
+        max_client_conn => $NMAX + 50, default_pool_size => $o{'pool-size'},
+    );
 }
 
 my @rows;    # [ section, who, path, n, result ]
