@@ -30,8 +30,13 @@
 # and p99 of the latency of one operation (tie to untie, all kinds
 # together, then the p50 of each kind), the server connections held (the
 # largest sample, and the last one before the workers stop), the median
-# VmRSS and Pss of a worker, and the failed operations (with the first
-# error message).
+# VmRSS and Pss of a worker, the failed operations and the workers that saw
+# one (with the most frequent first error message of a worker).  After
+# each cell the pre-filled sessions are counted: nobody deletes them (a
+# worker deletes only the sessions it created), so one missing means a
+# statement ran with another client's parameters, or the other way round
+# (what named prepared statements through a transaction-pooling bouncer
+# can do).
 #
 # Direct connections: PostgreSQL runs with max_connections = --max-connections
 # (default: the largest --procs + 50).  Then, unless --no-default-max, the
@@ -114,6 +119,10 @@ sub machine {
     print "PostgreSQL ", $pg->psql('SHOW server_version'), " on 127.0.0.1:", $pg->port,
       ", fsync on, logged table, 4 expression indexes, TCP auth $o{auth}, max_connections $maxconn\n";
     print "$OURS $Apache::Session::Browseable::Patroni::VERSION", ( $have_pgjson ? ", $THEIRS $Apache::Session::Browseable::PgJSON::VERSION (DBD::Pg $DBD::Pg::VERSION)" : '' ), "\n";
+    if ($have_bouncer) {
+        my $v = `@{[ PgBouncer::program() ]} --version 2>&1`;
+        print "PgBouncer ", ( $v =~ /PgBouncer\s+(\S+)/ ? $1 : '?' ), ", transaction pooling, default_pool_size $o{'pool-size'}\n";
+    }
     print "everything on this machine: PostgreSQL, PgBouncer and the workers share the CPUs\n";
 }
 
@@ -123,7 +132,7 @@ my $mon;
 
 sub monitor {
     return $mon if $mon && $mon->ping;
-    $mon = DBI->connect( "dbi:Pg:dbname=postgres;host=$pg->{sock};port=" . $pg->port,
+    $mon = DBI->connect( "dbi:Pg:dbname=sessions;host=$pg->{sock};port=" . $pg->port,
         'postgres', '', { RaiseError => 1, PrintError => 0, AutoCommit => 1, AutoInactiveDestroy => 1 } );
     return $mon;
 }
@@ -142,6 +151,21 @@ sub settle {
     my ($n) = @_;
     my $end = time + 10;
     sleep 0.1 while app_backends() > $n && time < $end;
+}
+
+# Pre-filled sessions deleted since the last call (nobody deletes them: the
+# workers delete only the sessions they created; a statement run with
+# another's parameters would).
+my $missing = 0;
+
+sub lost_rows {
+    my $now = eval {
+        monitor()->selectrow_array( q{SELECT ? - count(*) FROM sessions WHERE id IN
+            (SELECT lpad(to_hex(g), 64, '0') FROM generate_series(1, ?) g)}, undef, $o{rows}, $o{rows} );
+    } // return 0;
+    my $d = $now - $missing;
+    $missing = $now;
+    return $d;
 }
 
 # ---- the workers ----------------------------------------------------------
@@ -278,6 +302,7 @@ sub cell {
     }
     my $elapsed = time - $t0;
     my ( %n, %err, @lat, %lat_op, %first );
+    my $bad_workers = 0;
     for my $i ( 1 .. $n ) {
         my $r = eval { Storable::retrieve("$dir/$i") } or next;
         for my $op ( keys %{ $r->{n} } ) {
@@ -287,7 +312,7 @@ sub cell {
             push @{ $lat_op{$op} }, @l;
         }
         $err{$_} += $r->{err}{$_} for keys %{ $r->{err} };
-        $first{ $r->{first_err} }++ if defined $r->{first_err};
+        if ( defined $r->{first_err} ) { $first{ $r->{first_err} }++; $bad_workers++ }
     }
     @lat = sort { $a <=> $b } @lat;
     my $ok  = 0; $ok  += $_ for values %n;
@@ -307,6 +332,8 @@ sub cell {
         err_pct => $ok + $bad ? 100 * $bad / ( $ok + $bad ) : 0,
         err_msg => $msg,
         killed => $killed,
+        bad_workers => $bad_workers,
+        lost   => lost_rows(),
         elapsed => $elapsed,
     };
 }
@@ -367,14 +394,14 @@ sub ms { defined $_[0] ? sprintf( '%.1f', 1000 * $_[0] ) : 'n/a' }
 sub mb { defined $_[0] ? sprintf( '%.1f', $_[0] / 1024 ) : 'n/a' }
 
 print "\n== fleet: ", $o{seconds}, " s per cell; 80% read, 10% create, 7% update, 3% delete ==\n";
-printf "%-20s %-7s %-7s %5s %8s %7s %7s %6s %6s %7s %7s %8s %7s\n",
+printf "%-20s %-7s %-7s %5s %8s %7s %7s %6s %6s %7s %7s %8s %7s %5s\n",
   'server', 'who', 'path', 'procs', 'ops/s', 'p50 ms', 'p99 ms', 'conns', 'c.end', 'RSS MB', 'Pss MB',
-  'errors', 'err %';
+  'errors', 'err %', 'w.err';
 for (@rows) {
     my ( $s, $w, $p, $n, $r ) = @$_;
-    printf "%-20s %-7s %-7s %5d %8.0f %7s %7s %6d %6d %7s %7s %8d %7.1f\n", $s, $w, $p, $n, $r->{ops},
+    printf "%-20s %-7s %-7s %5d %8.0f %7s %7s %6d %6d %7s %7s %8d %7.1f %5d\n", $s, $w, $p, $n, $r->{ops},
       ms( $r->{p50} ), ms( $r->{p99} ), $r->{cmax}, $r->{clast}, mb( $r->{rss} ), mb( $r->{pss} ),
-      $r->{errors}, $r->{err_pct};
+      $r->{errors}, $r->{err_pct}, $r->{bad_workers};
 }
 
 print "\n== p50 latency per kind of operation (ms) ==\n";
@@ -401,7 +428,7 @@ if ($have_pgjson) {
     }
 }
 
-my @errs = grep { $_->[4]{errors} || $_->[4]{killed} } @rows;
+my @errs = grep { $_->[4]{errors} || $_->[4]{killed} || $_->[4]{lost} } @rows;
 if (@errs) {
     print "\n== errors (the most frequent first message of a worker) ==\n";
     for (@errs) {
@@ -409,10 +436,12 @@ if (@errs) {
         my $m = $r->{err_msg} // '';
         $m =~ s/\s+/ /g;
         $m = substr( $m, 0, 240 ) . '...' if length $m > 240;
-        printf "%s, %s, %s, %d processes: %d errors%s: %s\n", $s, $w, $p, $n, $r->{errors},
-          $r->{killed} ? " ($r->{killed} workers killed)" : '', $m;
+        printf "%s, %s, %s, %d processes: %d errors in %d workers%s%s: %s\n", $s, $w, $p, $n,
+          $r->{errors}, $r->{bad_workers}, $r->{killed} ? ", $r->{killed} workers killed" : '',
+          $r->{lost} ? ", $r->{lost} pre-filled sessions lost" : '', $m;
     }
 }
 print "\nconns: the largest count of client backends of the application user in pg_stat_activity\n",
   "(c.end: the last sample before the workers stop); RSS, Pss: the median worker\n",
-  "(Pss shares the copy-on-write pages among the processes); ops/s: successful operations\n";
+  "(Pss shares the copy-on-write pages among the processes); ops/s: successful operations;\n",
+  "w.err: workers that saw at least one error\n";
