@@ -181,6 +181,7 @@ sub worker {
     srand( $$ ^ int( time * 1000 ) );
     my $data = LLNGSession::data(7);
     my ( %n, %lat, %err, $first_err, @mine );
+    my $errt = 0;    # seconds spent in failed operations
     syswrite $ready, 'r';
     close $ready;
     sysread $go, my $buf, 1;    # EOF: go
@@ -219,10 +220,11 @@ sub worker {
         if ($ok) { $n{$op}++; $lat{$op} .= pack 'f', $dt }
         else {
             $err{$op}++;
+            $errt += $dt;
             ( $first_err //= "$op: $@" ) =~ s/\s+\z//;
         }
     }
-    Storable::nstore( { n => \%n, lat => \%lat, err => \%err, first_err => $first_err }, $file );
+    Storable::nstore( { n => \%n, lat => \%lat, err => \%err, errt => $errt, first_err => $first_err }, $file );
 }
 
 sub status_kb {
@@ -302,7 +304,7 @@ sub cell {
     }
     my $elapsed = time - $t0;
     my ( %n, %err, @lat, %lat_op, %first );
-    my $bad_workers = 0;
+    my ( $bad_workers, $errt ) = ( 0, 0 );
     for my $i ( 1 .. $n ) {
         my $r = eval { Storable::retrieve("$dir/$i") } or next;
         for my $op ( keys %{ $r->{n} } ) {
@@ -312,6 +314,7 @@ sub cell {
             push @{ $lat_op{$op} }, @l;
         }
         $err{$_} += $r->{err}{$_} for keys %{ $r->{err} };
+        $errt += $r->{errt} // 0;
         if ( defined $r->{first_err} ) { $first{ $r->{first_err} }++; $bad_workers++ }
     }
     @lat = sort { $a <=> $b } @lat;
@@ -331,6 +334,7 @@ sub cell {
         errors => $bad,
         err_pct => $ok + $bad ? 100 * $bad / ( $ok + $bad ) : 0,
         err_msg => $msg,
+        err_time => $bad ? $errt / $bad : undef,
         killed => $killed,
         bad_workers => $bad_workers,
         lost   => lost_rows(),
@@ -436,8 +440,8 @@ if (@errs) {
         my $m = $r->{err_msg} // '';
         $m =~ s/\s+/ /g;
         $m = substr( $m, 0, 240 ) . '...' if length $m > 240;
-        printf "%s, %s, %s, %d processes: %d errors in %d workers%s%s: %s\n", $s, $w, $p, $n,
-          $r->{errors}, $r->{bad_workers}, $r->{killed} ? ", $r->{killed} workers killed" : '',
+        printf "%s, %s, %s, %d processes: %d errors in %d workers (%s ms each on average)%s%s: %s\n",
+          $s, $w, $p, $n, $r->{errors}, $r->{bad_workers}, ms( $r->{err_time} ), $r->{killed} ? ", $r->{killed} workers killed" : '',
           $r->{lost} ? ", $r->{lost} pre-filled sessions lost" : '', $m;
     }
 }
