@@ -6,7 +6,7 @@
 # the same statements through raw libpq from bench/floor.c.
 #
 #   perl Makefile.PL && make && perl bench/tie.pl [--runs 3] [--seconds 4]
-#        [--rows 120000] [--auth trust|scram-sha-256]
+#        [--rows 120000] [--auth trust|scram-sha-256] [--prepared 1|0|both]
 #
 # Each operation is measured for ours, the floor and PgJSON back to back
 # (the order rotates between runs), so that the machine's drift (WAL flush
@@ -17,6 +17,12 @@
 # module opens a connection per tie, so its figures depend on it (SCRAM
 # costs it about 30 ms per tie); ours keeps connections open.  Default
 # trust: the most favourable case for the pure-Perl module.
+#
+# --prepared: our class's PreparedStatements option (default 1: named
+# statements prepared once per connection; 0: unnamed statements with
+# parameters, parsed and planned on every execution, as PgBouncer's
+# transaction pooling needs); "both" measures ours both ways in the same
+# run (the column "ours PS=0" and its ratio to "ours").
 use strict;
 use warnings;
 use FindBin;
@@ -28,8 +34,9 @@ use PgServer;
 use LLNGSession;
 use Apache::Session::Browseable::Patroni;
 
-my %o = ( runs => 3, seconds => 4, rows => 120000, auth => 'trust' );
-GetOptions( \%o, 'runs=i', 'seconds=f', 'rows=i', 'auth=s' ) or die "bad options\n";
+my %o = ( runs => 3, seconds => 4, rows => 120000, auth => 'trust', prepared => '1' );
+GetOptions( \%o, 'runs=i', 'seconds=f', 'rows=i', 'auth=s', 'prepared=s' ) or die "bad options\n";
+die "--prepared: 1, 0 or both\n" unless $o{prepared} =~ /\A(?:0|1|both)\z/;
 $| = 1;
 
 my $have_pgjson = eval { require Apache::Session::Browseable::PgJSON; require DBD::Pg; 1 };
@@ -38,6 +45,8 @@ warn "Apache::Session::Browseable::PgJSON not available: comparing with the floo
 
 my $pg = PgServer->new( fsync => 1, host_auth => $o{auth} );
 my $args = { $pg->options, Commit => 1 };
+$args->{PreparedStatements} = 0 if $o{prepared} eq '0';
+my $args_np = { %$args, PreparedStatements => 0 };    # --prepared both
 print "PostgreSQL ", $pg->psql('SHOW server_version'), " on 127.0.0.1:", $pg->port,
   ", fsync on, logged table, 4 expression indexes, TCP auth $o{auth}\n";
 
@@ -56,35 +65,36 @@ printf "session size: %d bytes of JSON, %d keys\n", length $sample_json, scalar 
 # modules), deletes consume rows nobody else uses.
 my $next_row = 1;
 sub rows_for { my ($n) = @_; my $first = $next_row; $next_row += $n; die "not enough pre-filled rows (--rows)\n" if $next_row > $o{rows}; $first }
-my %hot = map { $_ => rows_for(1000) } qw(Apache::Session::Browseable::Patroni Apache::Session::Browseable::PgJSON floor);
+my %hot = map { $_ => rows_for(1000) } qw(Apache::Session::Browseable::Patroni Apache::Session::Browseable::PgJSON floor unprepared);
 sub rowid { sprintf '%064x', $_[0] }
 
 # One operation through tie, as LL::NG performs it, for $secs seconds.
 # Returns (operations, seconds).
 sub bench_class {
-    my ( $class, $op, $secs ) = @_;
+    my ( $class, $op, $secs, $use, $hot ) = @_;
+    $use ||= $args;
     my $data = session_data(7);
     my $limit = int( $secs * 3000 ) + 10;
-    my $first = $op eq 'delete' ? rows_for($limit) : $hot{$class};
+    my $first = $op eq 'delete' ? rows_for($limit) : $hot{ $hot || $class };
     my ( $t0, $n ) = ( time, 0 );
     while ( time - $t0 < $secs && $n < $limit ) {
         if ( $op eq 'create' ) {
-            tie my %s, $class, undef, {%$args};
+            tie my %s, $class, undef, {%$use};
             @s{ keys %$data } = values %$data;
             untie %s;
         }
         elsif ( $op eq 'read' ) {
-            tie my %s, $class, rowid( $first + $n % 1000 ), {%$args};
+            tie my %s, $class, rowid( $first + $n % 1000 ), {%$use};
             my $u = $s{uid};
             untie %s;
         }
         elsif ( $op eq 'update' ) {
-            tie my %s, $class, rowid( $first + $n % 1000 ), {%$args};
+            tie my %s, $class, rowid( $first + $n % 1000 ), {%$use};
             $s{_lastSeen} = time;
             untie %s;
         }
         else {
-            tie my %s, $class, rowid( $first + $n ), {%$args};
+            tie my %s, $class, rowid( $first + $n ), {%$use};
             tied(%s)->delete;
             untie %s;
         }
@@ -114,9 +124,10 @@ sub bench_floor {
 }
 
 my @ops = qw(create read update delete);
-my @who = ( 'ours', 'floor', $have_pgjson ? 'pgjson' : () );
+my @who = ( 'ours', 'floor', $have_pgjson ? 'pgjson' : (), $o{prepared} eq 'both' ? 'ours_np' : () );
 my %run = (
     ours   => sub { bench_class( 'Apache::Session::Browseable::Patroni', @_ ) },
+    ours_np => sub { bench_class( 'Apache::Session::Browseable::Patroni', @_, $args_np, 'unprepared' ) },
     pgjson => sub { bench_class( 'Apache::Session::Browseable::PgJSON',  @_ ) },
     floor  => \&bench_floor,
 );
@@ -156,12 +167,16 @@ print_table( "median of $o{runs} runs", \%med );
 
 sub print_table {
     my ( $title, $r ) = @_;
-    print "\n== $title: ops/s through tie (floor: the same statements through raw libpq) ==\n";
-    printf "%-8s %10s %10s %12s %10s %11s\n", 'op', 'PgJSON', 'ours', 'ours/PgJSON', 'floor', 'floor/ours';
+    my $np = $o{prepared} eq 'both';
+    my $ps = $o{prepared} eq '0' ? ' (ours: PreparedStatements 0)' : '';
+    print "\n== $title: ops/s through tie (floor: the same statements through raw libpq)$ps ==\n";
+    printf "%-8s %10s %10s %12s %10s %11s%s\n", 'op', 'PgJSON', 'ours', 'ours/PgJSON', 'floor',
+      'floor/ours', $np ? sprintf( ' %10s %9s', 'ours PS=0', 'PS=0/PS=1' ) : '';
     for my $op (@ops) {
         my ( $p, $u, $f ) = ( $r->{pgjson}{$op}, $r->{ours}{$op}, $r->{floor}{$op} );
-        printf "%-8s %10s %10.0f %12s %10.0f %11.2f\n", $op,
+        printf "%-8s %10s %10.0f %12s %10.0f %11.2f%s\n", $op,
           defined $p ? sprintf( '%.0f', $p ) : 'n/a', $u,
-          defined $p ? sprintf( '%.1fx', $u / $p ) : 'n/a', $f, $f / $u;
+          defined $p ? sprintf( '%.1fx', $u / $p ) : 'n/a', $f, $f / $u,
+          $np ? sprintf( ' %10.0f %9.2f', $r->{ours_np}{$op}, $r->{ours_np}{$op} / $u ) : '';
     }
 }

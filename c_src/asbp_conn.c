@@ -181,6 +181,7 @@ static asbp_code conn_start(const asbp_connparams *p, const asbp_logger *lg,
         return asbp_err_set(err, ASBP_E_NOMEM, ASBP_EC_REPORT, "out of memory");
     c->pid = asbp_pid();
     c->lg = lg;
+    c->named = 1;
     c->label = asbp_strdup(p->label ? p->label : "PostgreSQL");
     if (!c->label) {
         free(c);
@@ -410,6 +411,8 @@ const char *asbp_conn_label(const asbp_conn *c) { return c ? c->label : ""; }
 const char *asbp_conn_server(const asbp_conn *c) { return c ? c->server : ""; }
 pid_t asbp_conn_pid(const asbp_conn *c) { return c ? c->pid : 0; }
 void asbp_conn_set_broken(asbp_conn *c) { if (c) c->broken = 1; }
+
+void asbp_conn_set_prepared(asbp_conn *c, int on) { if (c) c->named = !!on; }
 const char *asbp_conn_key(const asbp_conn *c) { return c && c->key ? c->key : ""; }
 
 int asbp_conn_set_key(asbp_conn *c, const char *key)
@@ -741,7 +744,7 @@ static asbp_code pipeline_send(asbp_conn *c, const asbp_query *q, int n,
     for (i = 0; i < n; i++) {
         int ok;
         newprep[i] = -1;
-        if (q[i].prepared) {
+        if (q[i].prepared && c->named) {
             int known;
             const char *name = stmt_name(c, q[i].sql, &known);
             if (!name) {

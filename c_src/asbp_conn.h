@@ -75,6 +75,12 @@ const char *asbp_conn_server(const asbp_conn *c);
 /* The pool key the connection was opened for (copied). */
 int asbp_conn_set_key(asbp_conn *c, const char *key);
 const char *asbp_conn_key(const asbp_conn *c);
+/* on 0: statements flagged "prepared" (asbp_query.prepared, a stream's
+ * max_prepared) run unnamed, with their parameters, from now on: nothing
+ * prepared outlives a transaction, as PgBouncer's transaction pooling
+ * needs (PreparedStatements => 0).  1 (the default): prepared once per
+ * connection.  Set by the user of a pooled connection at each checkout. */
+void asbp_conn_set_prepared(asbp_conn *c, int on);
 /* Marks the connection as unusable (it will be freed, never reused). */
 void asbp_conn_set_broken(asbp_conn *c);
 /* Inside a transaction (open or aborted by an error); 0 while the answer

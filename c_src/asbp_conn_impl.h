@@ -27,6 +27,8 @@ struct asbp_conn {
     size_t nstmts, capstmts;
     unsigned long prepares;
     unsigned long name_seq;  /* never reused within the connection */
+    int named;               /* named prepared statements allowed (1 unless
+                              * PreparedStatements => 0 said otherwise) */
     int pending_cmds;        /* commands sent without waiting, results unread */
     int pending_sync;        /* their sync result is unread (pipeline mode on) */
     /* The stream running (asbp_conn_stream_open up to its end). */

@@ -10,7 +10,8 @@ typedef enum opt_kind {
     OPT_ALIAS,     /* const char *, used when the main name gave none */
     OPT_SECONDS,   /* int64_t milliseconds */
     OPT_TRUTH,     /* int: 0 or 1 */
-    OPT_HOSTS      /* const char *, borrowed, entries checked */
+    OPT_HOSTS,     /* const char *, borrowed, entries checked */
+    OPT_PORT       /* int: 1 to 65535, 0: default */
 } opt_kind;
 
 typedef struct opt_def {
@@ -45,6 +46,8 @@ static const opt_def defs[] = {
     DEF("PatroniSSLCertFile", OPT_STRING, patroni_cert_file),
     DEF("PatroniSSLKeyFile", OPT_STRING, patroni_key_file),
     DEF("Commit", OPT_TRUTH, commit),
+    DEF("PreparedStatements", OPT_TRUTH, prepared_statements),
+    DEF("PatroniLeaderPort", OPT_PORT, patroni_leader_port),
 };
 
 #define NDEFS (sizeof defs / sizeof defs[0])
@@ -54,6 +57,7 @@ void asbp_options_init(asbp_options *o)
     memset(o, 0, sizeof *o);
     o->patroni_verify_ssl = -1;
     o->commit = -1;
+    o->prepared_statements = -1;
 }
 
 size_t asbp_options_count(void) { return NDEFS; }
@@ -251,6 +255,23 @@ static asbp_code set_seconds(int64_t *field, const opt_def *d, const char *value
     return ASBP_OK;
 }
 
+static asbp_code set_port(int *field, const opt_def *d, const char *value, size_t len,
+                          asbp_err *err)
+{
+    double v;
+    if (len == 0) {
+        *field = 0;
+        return ASBP_OK;
+    }
+    if (!parse_number(value, len, &v) || !(v >= 0 && v <= 65535) || v != (double)(int)v)
+        return asbp_err_set(err, ASBP_E_USAGE, ASBP_EC_REPORT,
+                            "invalid %s '%.*s': expected a TCP port number (1 to 65535; "
+                            "0 for the port the Patroni API gives)",
+                            d->name, (int)len, value);
+    *field = (int)v;
+    return ASBP_OK;
+}
+
 asbp_code asbp_options_set_at(asbp_options *o, size_t i, const char *value,
                               size_t len, asbp_err *err)
 {
@@ -296,6 +317,8 @@ asbp_code asbp_options_set_at(asbp_options *o, size_t i, const char *value,
     case OPT_TRUTH:
         *(int *)(void *)field = !(len == 0 || (len == 1 && value[0] == '0'));
         break;
+    case OPT_PORT:
+        return set_port((int *)(void *)field, d, value, len, err);
     case OPT_REFUSED:
         break;
     }

@@ -46,6 +46,12 @@ typedef struct asbp_options {
     const char *patroni_cert_file;
     const char *patroni_key_file;
     int commit;                       /* < 0: default (1); a store's COMMIT */
+    int prepared_statements;          /* < 0: default (1); 0: no named
+                                       * prepared statement (PgBouncer's
+                                       * transaction pooling) */
+    int patroni_leader_port;          /* 0: the port the API gives; else the
+                                       * port of the leader and members
+                                       * (PgBouncer on every node) */
 } asbp_options;
 
 void asbp_options_init(asbp_options *o);
@@ -69,6 +75,8 @@ const char *asbp_options_name(size_t i, size_t *len);
  *     allowed, as Perl's numbers), from 0 to ASBP_OPTION_MAX_SECONDS,
  *     kept in milliseconds (rounded);
  *   - truth: false for "" and "0", true otherwise (as Perl's);
+ *   - a port (PatroniLeaderPort): an integer from 1 to 65535 (spaces
+ *     around allowed), or 0 / "" for the default;
  *   - a host list (PatroniAllowedHosts): a string, its entries checked now
  *     (asbp_allow_parse);
  *   - refused (Handle): an error, with or without a value.

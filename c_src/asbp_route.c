@@ -63,16 +63,16 @@ static void add_host(asbp_target *t, const char *host, int port)
 static int override_hosts(const asbp_route *r, asbp_target *t)
 {
     size_t i;
-    int override = 0;
+    int override = 0, po = r->port_override;
     if (r->leader_host && asbp_allow_match(r->allow, r->leader_host)) {
-        add_host(t, r->leader_host, r->leader_port);
+        add_host(t, r->leader_host, po > 0 ? po : r->leader_port);
         override = 1;
     }
     if (r->members) {
         for (i = 0; i < asbp_cluster_member_count(r->members); i++)
             if (asbp_allow_match(r->allow, asbp_cluster_member_host(r->members, i)))
                 add_host(t, asbp_cluster_member_host(r->members, i),
-                         asbp_cluster_member_port(r->members, i));
+                         po > 0 ? po : asbp_cluster_member_port(r->members, i));
         override = t->hosts.len > 0;
     }
     return override;

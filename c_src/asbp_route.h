@@ -39,6 +39,9 @@ typedef struct asbp_route {
     const asbp_cluster *members;   /* members last seen to add, NULL: none */
     const asbp_allow *allow;       /* hosts the leader and members may
                                       have; NULL: none (neither is used) */
+    int port_override;             /* > 0: the leader and the members are
+                                      reached at this port, not the API's
+                                      (PatroniLeaderPort); 0: none */
 } asbp_route;
 
 typedef struct asbp_target {

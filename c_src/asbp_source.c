@@ -76,6 +76,8 @@ static int source_key(char key[ASBP_FP_HEX + 1], const asbp_options *o, const ch
     put_field(&f, "pd", o->patroni_ca_path);
     put_field(&f, "pe", o->patroni_cert_file);
     put_field(&f, "pk", o->patroni_key_file);
+    put_num(&f, "ps", o->prepared_statements);
+    put_num(&f, "lp", o->patroni_leader_port);
     asbp_fp_hex(&f, key);
     return 0;
 }
@@ -245,6 +247,8 @@ static int set_options(asbp_source *s, const asbp_options *o)
     s->ca_path = nonempty_dup(o->patroni_ca_path);
     s->cert_file = nonempty_dup(o->patroni_cert_file);
     s->key_file = nonempty_dup(o->patroni_key_file);
+    s->prepared = o->prepared_statements < 0 ? 1 : !!o->prepared_statements;
+    s->leader_port = o->patroni_leader_port;
     return split_urls(s, o->patroni_urls);
 }
 
@@ -392,6 +396,7 @@ void asbp_source_route(const asbp_source *s, asbp_route *r)
                      || !asbp_allow_match(s->allow, r->leader_host)))
         r->leader_host = NULL;
     r->members = s->nurls && s->use_members ? s->cluster : NULL;
+    r->port_override = s->leader_port;
 }
 
 int asbp_source_adopt(const asbp_source *s, asbp_conn *c)
@@ -403,6 +408,7 @@ int asbp_source_adopt(const asbp_source *s, asbp_conn *c)
     rc = asbp_route_target(&r, &t) == 0 && asbp_conn_set_key(c, asbp_target_key(&t)) == 0
              ? 0 : -1;
     asbp_target_free(&t);
+    asbp_conn_set_prepared(c, s->prepared);
     return rc;
 }
 
@@ -440,8 +446,10 @@ asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
     asbp_ctx_check_fork(s->ctx);
     asbp_source_route(s, &r);
     key = asbp_route_cache_get(&s->route, &r);
-    if (key && (*out = asbp_pool_checkout(pool, key)) != NULL)
+    if (key && (*out = asbp_pool_checkout(pool, key)) != NULL) {
+        asbp_conn_set_prepared(*out, s->prepared);
         return ASBP_OK;   /* same route as last time, a connection idle */
+    }
     if (asbp_route_target(&r, &t) < 0
         || asbp_route_cache_put(&s->route, &r, asbp_target_key(&t)) < 0) {
         asbp_target_free(&t);
@@ -450,6 +458,7 @@ asbp_code asbp_source_acquire(asbp_source *s, int64_t deadline_ms,
     *out = asbp_pool_checkout(pool, asbp_target_key(&t));
     rc = *out ? ASBP_OK : open_target(s, &t, deadline_ms, out, err);
     asbp_target_free(&t);
+    asbp_conn_set_prepared(*out, s->prepared);   /* PreparedStatements */
     return rc;
 }
 

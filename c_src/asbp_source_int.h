@@ -35,6 +35,8 @@ struct asbp_source {
     char *ca_file, *ca_path, *cert_file, *key_file;   /* owned */
     asbp_allow *allow;         /* owned: hosts an API answer may name */
     int use_members;           /* route: add the members last seen */
+    int prepared;              /* PreparedStatements (default 1) */
+    int leader_port;           /* PatroniLeaderPort, 0: the API's ports */
     asbp_cluster *cluster;     /* borrowed from the context */
     asbp_route_cache route;    /* owned: pool key of the last route */
     asbp_watches watches;      /* owned: promotion watches of a failover */

@@ -182,7 +182,8 @@ static void stream_trace(const asbp_conn *c, const asbp_stream_query *q,
 
 /*
  * Sends the statement in a pipeline of its own (its synchronisation point
- * right after it): as a prepared statement when q->max_prepared allows,
+ * right after it): as a prepared statement when q->max_prepared and the
+ * connection (asbp_conn_set_prepared) allow,
  * prepared first (in the same round trip) when the connection does not
  * have it yet; else unnamed.  Always in pipeline mode: after a statement
  * streamed outside pipeline mode, libpq (15) leaves single-row mode set
@@ -193,7 +194,7 @@ static asbp_code stream_send(asbp_conn *c, const asbp_stream_query *q, asbp_err 
 {
     int known = 0, ok;
     char name[sizeof c->stmts[0].name];
-    const char *nm = q->max_prepared
+    const char *nm = q->max_prepared && c->named
                    ? asbp_conn__statement_lookup(c, q->sql, q->max_prepared, &known) : NULL;
     asbp_code rc;
 

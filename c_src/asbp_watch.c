@@ -37,7 +37,9 @@ static int watch_target(const asbp_route *route, const struct asbp_watch *w,
 {
     if (asbp_route_target(route, t) < 0)
         return -1;
-    snprintf(pbuf, pn, "%d", w->port);
+    /* PatroniLeaderPort: the member is reached there (its bouncer); w->port
+     * stays the API's, which names the member to the caller. */
+    snprintf(pbuf, pn, "%d", route->port_override > 0 ? route->port_override : w->port);
     asbp_target_set(t, "host", w->host);
     asbp_target_set(t, "port", pbuf);
     asbp_target_set(t, "hostaddr", "");
@@ -99,7 +101,9 @@ void asbp_watches_open(asbp_watches *ws, const asbp_route *route,
  * (the watch is closed when its connection failed). */
 static int ask_recovery(struct asbp_watch *w, asbp_ctx *ctx, int64_t deadline_ms)
 {
-    asbp_query q = { recovery_sql, 1, 0, NULL, NULL };
+    /* Unnamed: behind PgBouncer in transaction pooling a named statement
+     * would not outlive the first poll's transaction. */
+    asbp_query q = { recovery_sql, 0, 0, NULL, NULL };
     PGresult *r = NULL;
     asbp_err e;
     int ans = -1;

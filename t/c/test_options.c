@@ -42,7 +42,7 @@ static void test_names(void)
 {
     size_t i, n = asbp_options_count(), len = 0;
     const char *first = asbp_options_name(0, &len);
-    is_int(n, 20, "20 option names");
+    is_int(n, 22, "22 option names");
     is_str(first, "Handle", "Handle is checked first");
     is_int(len, 6, "with its length");
     ok(asbp_options_name(n, NULL) == NULL, "no name past the end");
@@ -318,6 +318,52 @@ static void test_nonfinite(void)
     }
 }
 
+/* PreparedStatements: a truth, -1 (default: 1) until given. */
+static void test_prepared_statements(void)
+{
+    asbp_options o;
+    asbp_options_init(&o);
+    is_int(o.prepared_statements, -1, "PreparedStatements: default (-1) at first");
+    set(&o, "PreparedStatements", NULL);
+    is_int(o.prepared_statements, -1, "PreparedStatements undef: the default");
+    set(&o, "PreparedStatements", "0");
+    is_int(o.prepared_statements, 0, "PreparedStatements '0': 0");
+    set(&o, "PreparedStatements", "1");
+    is_int(o.prepared_statements, 1, "PreparedStatements '1': 1");
+}
+
+/* PatroniLeaderPort: 1 to 65535, 0 or "" for the API's port; anything
+ * else refused with a message naming the option and the range. */
+static void test_leader_port(void)
+{
+    static const struct { const char *text; int want; } good[] = {
+        { "6432", 6432 }, { " 6432 ", 6432 }, { "1", 1 }, { "65535", 65535 }, { "0", 0 },
+        { "", 0 },
+    };
+    static const char *const bad[] = { "-1", "65536", "64.5", "abc", "6432x", "NaN", "1e9" };
+    size_t i;
+    asbp_options o;
+    asbp_options_init(&o);
+    is_int(o.patroni_leader_port, 0, "PatroniLeaderPort: 0 (the API's port) at first");
+    for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+        asbp_options_init(&o);
+        is_int(set(&o, "PatroniLeaderPort", good[i].text), ASBP_OK,
+               "PatroniLeaderPort '%s': accepted", good[i].text);
+        is_int(o.patroni_leader_port, good[i].want, "PatroniLeaderPort '%s': %d",
+               good[i].text, good[i].want);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        asbp_options_init(&o);
+        o.patroni_leader_port = 5432;
+        is_int(set(&o, "PatroniLeaderPort", bad[i]), ASBP_E_USAGE,
+               "PatroniLeaderPort '%s': refused", bad[i]);
+        like_str(e.msg, "invalid PatroniLeaderPort", "'%s': the message names the option",
+                 bad[i]);
+        like_str(e.msg, "1 to 65535", "'%s': and the range", bad[i]);
+        is_int(o.patroni_leader_port, 5432, "'%s': the option is left unchanged", bad[i]);
+    }
+}
+
 int main(void)
 {
     test_names();
@@ -331,5 +377,7 @@ int main(void)
     test_other();
     test_nul();
     test_nonfinite();
+    test_prepared_statements();
+    test_leader_port();
     return tap_done();
 }

@@ -140,6 +140,7 @@ sub new {
         owner_pid      => $$,
         started        => 0,
         stopped        => 0,
+        distinct_hosts => $o{distinct_hosts} // 0,
     }, $class;
     croak 'no PostgreSQL binaries found' unless $self->{pg_bin};
     croak 'synchronous mode needs at least 2 nodes' if $self->{sync} && $n < 2;
@@ -195,6 +196,8 @@ sub etcd_url      { "http://127.0.0.1:$_[0]{etcd_port}" }
 sub node_name     { $_[0]{node}[ $_[0]->_idx($_[1]) ]{name} }
 sub api_port      { $_[0]{node}[ $_[0]->_idx($_[1]) ]{api_port} }
 sub pg_port       { $_[0]{node}[ $_[0]->_idx($_[1]) ]{pg_port} }
+# the address the API advertises for a node's PostgreSQL (distinct_hosts)
+sub node_host     { $_[0]{node}[ $_[0]->_idx($_[1]) ]{host} // '127.0.0.1' }
 sub api_url       { 'http://127.0.0.1:' . $_[0]->api_port($_[1]) . '/cluster' }
 sub api_urls      { my $s = shift; map { $s->api_url($_) } $s->nodes }
 sub patroni_url   { join ', ', $_[0]->api_urls }
@@ -325,6 +328,7 @@ sub _prepare {
             api      => 'up',        # up|stopped|hung
         };
         $nd->{api_listen} = $nd->{api_port};
+        $nd->{host} = '127.0.0.' . ( 1 + $i ) if $self->{distinct_hosts};
         $nd->{data} = "$nd->{home}/data";
         $self->_mkdir_owned($nd->{home});
         $self->_mkdir_owned("$nd->{home}/$_") for qw(sock pglog);
@@ -927,7 +931,10 @@ C<start_timeout> (90 s), C<base_dir> (C<$ENV{ASBP_CLUSTER_TMPDIR}>, else
 F</dev/shm> when it is a tmpfs with 1 GiB free, else F</tmp>; every parent
 must be traversable by postgres, so nothing under F</root>. A cluster takes
 about 400 MB; only processes are killed in the tests, so a tmpfs changes no
-durability result), C<verbose> (or C<ASBP_CLUSTER_VERBOSE=1>: progress on STDERR).
+durability result), C<verbose> (or C<ASBP_CLUSTER_VERBOSE=1>: progress on STDERR),
+C<distinct_hosts> (0; 1: node I<n> also listens on, and is advertised by the
+API at, 127.0.0.I<n+1>, so that one port per address can be given to
+something in front of every node, PgBouncer for instance; C<node_host(n)>).
 
 =back
 
@@ -938,7 +945,7 @@ Nodes are named by number (1..3), by name (C<"node2">), or C<"leader">
 
 C<dir>, C<scope>, C<nodes> (1..N), C<node_count>, C<sync_mode>, C<pg_bin>,
 C<user>, C<password>, C<superuser>, C<superpassword>, C<etcd_port>,
-C<etcd_peer_port>, C<etcd_url>, C<node_name(n)>, C<pg_port(n)>,
+C<etcd_peer_port>, C<etcd_url>, C<node_name(n)>, C<pg_port(n)>, C<node_host(n)>,
 C<api_port(n)>, C<api_url(n)> (C<http://127.0.0.1:PORT/cluster>),
 C<api_urls> (all three), C<patroni_url> (comma-joined, for C<PatroniUrl>),
 C<dsn(n [, db])> (C<dbi:Pg:dbname=sessions;host=127.0.0.1;port=P>),

@@ -98,6 +98,10 @@ SQL
 # %$nd: name api_listen api_port pg_port data home.
 sub node_conf {
     my ($c, $nd) = @_;
+    # $nd->{host} (PatroniCluster's distinct_hosts): PostgreSQL also listens
+    # on, and is advertised at, a loopback address of its own.
+    my $h   = $nd->{host} // '127.0.0.1';
+    my $net = $h eq '127.0.0.1' ? '127.0.0.1/32' : '127.0.0.0/8';
     return {
         scope     => $c->{scope},
         namespace => '/asbp/',
@@ -135,8 +139,8 @@ sub node_conf {
             post_bootstrap => $c->{post_bootstrap},
         },
         postgresql => {
-            listen          => "127.0.0.1:$nd->{pg_port}",
-            connect_address => "127.0.0.1:$nd->{pg_port}",
+            listen          => ( $h eq '127.0.0.1' ? '' : '127.0.0.1,' ) . "$h:$nd->{pg_port}",
+            connect_address => "$h:$nd->{pg_port}",
             data_dir        => $nd->{data},
             bin_dir         => $c->{pg_bin},
             pgpass          => "$nd->{home}/pgpass",
@@ -155,8 +159,8 @@ sub node_conf {
             pg_hba => [
                 'local all all trust',
                 'local replication all trust',
-                "host replication $c->{repl_user} 127.0.0.1/32 scram-sha-256",
-                'host all all 127.0.0.1/32 scram-sha-256',
+                "host replication $c->{repl_user} $net scram-sha-256",
+                "host all all $net scram-sha-256",
             ],
             basebackup => [ { checkpoint => 'fast' } ],
         },

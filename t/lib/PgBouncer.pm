@@ -17,6 +17,9 @@ package PgBouncer;
 #   host, port, dbname, user, password   the same, given one by one (port is
 #                the PostgreSQL port; the bouncer's own is listen_port)
 #   listen_port  the bouncer's port (default: a free one)
+#   listen_addr  the loopback address it listens on (default 127.0.0.1; one
+#                bouncer per node of a PatroniCluster with distinct_hosts,
+#                all on the same port)
 #   pool_mode    session (default) or transaction
 #   auth_type    md5, scram-sha-256 (default) or trust: how clients log in
 #                to the bouncer; the passwords are in an auth_file
@@ -24,6 +27,8 @@ package PgBouncer;
 #                bouncer's own login to PostgreSQL)
 #   max_client_conn (default 200), default_pool_size (default 10)
 #   settings     { name => value } more lines of the [pgbouncer] section
+#                (server_login_retry is 0.5 s here, not pgbouncer's 15 s: a
+#                switchover's old leader refuses logins for a moment)
 #
 # Debian's pgbouncer is found through PATH, then in /usr/sbin (ASBP_PGBOUNCER
 # names the program; an empty or missing file means "no PgBouncer").  When
@@ -78,6 +83,20 @@ sub available {
     return (1);
 }
 
+# Skips the whole test (or fails it with ASBP_REQUIRE_DB=1) when pgbouncer
+# is missing: for a test to call before it starts anything costly.
+sub skip_unless_available {
+    my ( $ok, $why ) = available();
+    return 1 if $ok;
+    require Test::More;
+    if ( PgServer::required() ) {
+        Test::More::plan( tests => 1 );
+        Test::More::fail("PgBouncer is required here (ASBP_REQUIRE_DB set): $why");
+        exit 1;
+    }
+    Test::More::plan( skip_all => "needs PgBouncer: $why" );
+}
+
 # Skips the whole test (or fails it with ASBP_REQUIRE_DB=1) when no bouncer
 # can be started.
 sub start_or_skip {
@@ -114,6 +133,7 @@ sub new {
         user      => $opt{user} // ( $srv && $srv->user ) // croak('PgBouncer: no user'),
         password  => $opt{password} // ( $srv && $srv->password ) // '',
         port      => $opt{listen_port} || PgServer::free_port(),
+        listen    => $opt{listen_addr} || '127.0.0.1',
         pool_mode => $opt{pool_mode} || 'session',
         auth_type => $opt{auth_type} || 'scram-sha-256',
         max_client_conn   => $opt{max_client_conn}   || 200,
@@ -145,7 +165,7 @@ sub write_config {
     _write( "$b/userlist.txt", 0600,
         map { _q($_) . ' ' . _q( $users{$_} ) . "\n" } sort keys %users );
     my %s = (
-        listen_addr       => '127.0.0.1',
+        listen_addr       => $self->{listen},
         listen_port       => $self->{port},
         unix_socket_dir   => '',
         auth_type         => $self->{auth_type},
@@ -158,6 +178,10 @@ sub write_config {
         pidfile           => "$b/pgbouncer.pid",
         ignore_startup_parameters => 'extra_float_digits,options',
         server_reset_query => 'DISCARD ALL',
+        # After a failed login to PostgreSQL (a node restarting as a
+        # replica in a switchover) pgbouncer waits this long before trying
+        # again, holding its clients' queries: 15 s by default, 0.5 s here.
+        server_login_retry => 0.5,
         %{ $self->{settings} },
     );
     _write( "$b/pgbouncer.ini", 0644,
@@ -186,13 +210,13 @@ sub start {
     my $end = time + 20;
     while ( time < $end ) {
         croak "pgbouncer exited at start: " . $self->log_tail unless ProcTree::alive( $self->{pid} );
-        my $s = IO::Socket::INET->new( PeerAddr => '127.0.0.1', PeerPort => $self->{port},
+        my $s = IO::Socket::INET->new( PeerAddr => $self->{listen}, PeerPort => $self->{port},
             Proto => 'tcp', Timeout => 1 );
         if ($s) { close $s; $self->{running} = 1; return $self }
         sleep 0.05;
     }
     $self->stop;
-    croak "pgbouncer did not listen on 127.0.0.1:$self->{port} within 20 s: " . $self->log_tail;
+    croak "pgbouncer did not listen on $self->{listen}:$self->{port} within 20 s: " . $self->log_tail;
 }
 
 sub log_tail {
@@ -237,7 +261,8 @@ sub password  { $_[0]{password} }
 sub dbname    { $_[0]{dbname} }
 sub pool_mode { $_[0]{pool_mode} }
 sub log_file  { $_[0]{log} }
-sub dsn       { "dbi:Pg:dbname=$_[0]{dbname};host=127.0.0.1;port=$_[0]{port}" }
+sub host      { $_[0]{listen} }
+sub dsn       { "dbi:Pg:dbname=$_[0]{dbname};host=$_[0]{listen};port=$_[0]{port}" }
 
 sub options {
     my ($self) = @_;
@@ -249,7 +274,7 @@ sub options {
 sub admin_raw {
     my ( $self, $sql ) = @_;
     my ( $st, $out, $err ) = ProcSpawn::run( 20, { PGPASSWORD => $ADMIN_PW },
-        $self->{psql}, '-X', '-q', '-A', '-F', "\t", '-P', 'footer=off', '-h', '127.0.0.1',
+        $self->{psql}, '-X', '-q', '-A', '-F', "\t", '-P', 'footer=off', '-h', $self->{listen},
         '-p', $self->{port}, '-U', $ADMIN_USER, '-d', 'pgbouncer', '-c', $sql );
     croak "pgbouncer admin '$sql' failed: $err$out" if $st;
     return $out;

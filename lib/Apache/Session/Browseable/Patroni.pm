@@ -312,6 +312,31 @@ off, with a warning.
 A client certificate and key (PEM), for APIs configured with
 C<verify_client: required>.
 
+=item PreparedStatements (default 1)
+
+With 1, the store's statements and C<searchOn>'s are prepared once per
+connection (named prepared statements) and then only executed.  Behind
+PgBouncer in transaction pooling mode (C<pool_mode = transaction>; Debian
+12's PgBouncer 1.18 does not track prepared statements) a connection's next
+transaction may run on another server connection, which never prepared
+them: the operation fails with C<prepared statement "asbp_0" does not
+exist> (SQLSTATE 26000).  C<< PreparedStatements => 0 >>: no named
+prepared statement at all; every statement is sent unnamed with its
+parameters (parsed and planned each time), which is safe in transaction
+pooling.  In session pooling mode, or directly to PostgreSQL, keep the
+default.
+
+=item PatroniLeaderPort (default: the port the API gives)
+
+The port at which the leader the Patroni API names, and the members used
+when the API cannot answer (the promotion watches, the members last seen),
+are reached, instead of the port the API gives (PostgreSQL's): for
+PgBouncer running on every database node, e.g.
+C<< PatroniLeaderPort => 6432 >>.  The hosts stay those the API gives.  The
+C<DataSource>'s own host and port are used as written (point it at a
+bouncer too).  An integer from 1 to 65535; 0 or an empty string: the
+default.
+
 =back
 
 The C<Handle> option of Apache::Session::Store::DBI (an open DBI handle) is
