@@ -178,6 +178,9 @@ sub worker {
     my ( $class, $args, $go, $ready, $secs, $file ) = @_;
     my $stop = 0;
     local $SIG{TERM} = sub { $stop = 1 };
+    # A failed tie warns again when its object is destroyed ("(in
+    # cleanup)"): the error is counted once, below.
+    local $SIG{__WARN__} = sub { };
     srand( $$ ^ int( time * 1000 ) );
     my $data = LLNGSession::data(7);
     my ( %n, %lat, %err, $first_err, @mine );
@@ -289,6 +292,10 @@ sub cell {
             $pss_done = 1;
         }
         sleep 0.2;
+    }
+    # A loaded machine may have run past 80% of the cell between samples.
+    if ( !$pss_done ) {
+        for (@pids) { my $kb = status_kb( $_, 'smaps_rollup', 'Pss' ); $pss{$_} = $kb if defined $kb }
     }
     kill 'TERM', @pids;
     my %left = map { $_ => 1 } @pids;
