@@ -486,6 +486,31 @@ asbp_code asbp_conn__result_error(asbp_conn *c, const PGresult *res, asbp_err *e
     return err->code;
 }
 
+/*
+ * A statement's name is derived from its text (FNV-1a, 64 bits), so that a
+ * name means the same statement on every connection of every process: a
+ * connection that reaches another server session than the one it prepared
+ * on (PgBouncer in transaction pooling with PreparedStatements left on)
+ * gets "does not exist" or "already exists", never another statement run
+ * with its parameters (a per-connection counter named a DELETE on one
+ * session "asbp_3" and a SELECT on another the same).  A statement prepared
+ * again on the same connection, after a Prepare whose outcome was not seen,
+ * gets a suffix (the server may hold the first name).
+ */
+static void stmt_name_for(asbp_conn *c, const char *sql, char *name, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *p;
+    for (p = (const unsigned char *)sql; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    if (c->name_seq)
+        snprintf(name, n, "asbp_%016llx_%lu", (unsigned long long)h, c->name_seq);
+    else
+        snprintf(name, n, "asbp_%016llx", (unsigned long long)h);
+}
+
 static const char *stmt_name(asbp_conn *c, const char *sql, int *known)
 {
     size_t i;
@@ -507,8 +532,7 @@ static const char *stmt_name(asbp_conn *c, const char *sql, int *known)
     c->stmts[c->nstmts].sql = asbp_strdup(sql);
     if (!c->stmts[c->nstmts].sql)
         return NULL;
-    snprintf(c->stmts[c->nstmts].name, sizeof c->stmts[c->nstmts].name,
-             "asbp_%lu", c->name_seq++);
+    stmt_name_for(c, sql, c->stmts[c->nstmts].name, sizeof c->stmts[c->nstmts].name);
     c->stmts[c->nstmts].confirmed = 0;
     return c->stmts[c->nstmts++].name;
 }
@@ -523,6 +547,8 @@ static void drop_unconfirmed(asbp_conn *c)
         else
             free(c->stmts[i].sql);
     }
+    if (j < c->nstmts)
+        c->name_seq++;   /* names prepared again from now on are new ones */
     c->nstmts = j;
 }
 

@@ -12,7 +12,7 @@
 
 typedef struct prepared_stmt {
     char *sql;      /* owned */
-    char name[24];
+    char name[48];   /* asbp_<hash of the text>[_<n>] */
     int confirmed;  /* the server acknowledged the Prepare */
 } prepared_stmt;
 
@@ -26,7 +26,8 @@ struct asbp_conn {
     prepared_stmt *stmts;    /* owned */
     size_t nstmts, capstmts;
     unsigned long prepares;
-    unsigned long name_seq;  /* never reused within the connection */
+    unsigned long name_seq;  /* times unconfirmed statements were dropped:
+                              * the suffix of names prepared again */
     int named;               /* named prepared statements allowed (1 unless
                               * PreparedStatements => 0 said otherwise) */
     int pending_cmds;        /* commands sent without waiting, results unread */

@@ -325,6 +325,39 @@ static void streams(void)
     asbp_pool_free(p);
 }
 
+/* Prepared statements are named after their text: the same statement has
+ * the same name on every connection, two statements never share one (with
+ * a per-connection counter, a DELETE prepared first on one session and a
+ * SELECT on another were both "asbp_0": behind a transaction pooler, one
+ * client's EXECUTE could run the other's statement). */
+static void statement_names(void)
+{
+    asbp_conn *a = open_conn(), *b = open_conn(), *c = open_conn();
+    const char *pv[1] = { "1" };
+    asbp_query qa = { "SELECT $1::int + 1", 1, 1, pv, NULL };
+    asbp_query qb = { "SELECT $1::int + 2", 1, 1, pv, NULL };
+    const char *list = "SELECT string_agg(name, ',' ORDER BY name) FROM pg_prepared_statements";
+    char na[128] = "", nb[128] = "", nc[128] = "";
+    PGresult *r = NULL;
+    asbp_err e;
+    asbp_err_clear(&e);
+    ok(asbp_conn_pipeline(a, &qa, 1, &r, &clk, deadline(), NULL, &e) == ASBP_OK, "A prepared on one connection");
+    PQclear(r);
+    ok(asbp_conn_pipeline(b, &qb, 1, &r, &clk, deadline(), NULL, &e) == ASBP_OK, "B prepared on another");
+    PQclear(r);
+    ok(asbp_conn_pipeline(c, &qa, 1, &r, &clk, deadline(), NULL, &e) == ASBP_OK, "A prepared on a third");
+    PQclear(r);
+    run_sql(a, list, na, sizeof na);
+    run_sql(b, list, nb, sizeof nb);
+    run_sql(c, list, nc, sizeof nc);
+    like_str(na, "asbp_", "the statement's name: %s", na);
+    ok(strcmp(na, nb) != 0, "two statements, each first on its connection, have two names (%s, %s)", na, nb);
+    is_str(nc, na, "the same statement has the same name on another connection");
+    asbp_conn_free(a);
+    asbp_conn_free(b);
+    asbp_conn_free(c);
+}
+
 int main(void)
 {
     const char *port = getenv("ASBP_TEST_PG_PORT");
@@ -344,5 +377,6 @@ int main(void)
     never_handed_out();
     foreign_pid();
     streams();
+    statement_names();
     return tap_done();
 }

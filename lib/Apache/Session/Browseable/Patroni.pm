@@ -403,7 +403,7 @@ connection (named prepared statements) and then only executed.  Behind
 PgBouncer in transaction pooling mode (C<pool_mode = transaction>; Debian
 12's PgBouncer 1.18 does not track prepared statements) a connection's next
 transaction may run on another server connection, which never prepared
-them: the operation fails with C<prepared statement "asbp_0" does not
+them: the operation fails with C<prepared statement "asbp_..." does not
 exist> (SQLSTATE 26000).  C<< PreparedStatements => 0 >>: no named
 prepared statement at all; every statement is sent unnamed with its
 parameters (parsed and planned each time), which is safe in transaction
