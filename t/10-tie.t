@@ -1,6 +1,7 @@
 # Create, read, update, delete through tie on a real PostgreSQL, nested ties,
 # Commit => 0, missing and invalid ids, table names, options.
 use strict;
+use File::Temp ();
 use warnings;
 use Test::More;
 use lib 't/lib';
@@ -175,7 +176,8 @@ like( $@, qr/Object does not exist/, 'missing id: "Object does not exist"' );
         localStorageOptions => undef, whatever => [1], PatroniUrl => undef };
     my %before = %$opts;
     my ( $warned, $uid, $got ) = ( '' );
-    my $errlog = "/tmp/asbp-tie-opts-$$.log";
+    my $errlog_tmp = File::Temp->new( TEMPLATE => 'asbp-tie-opts-XXXXXXXX', TMPDIR => 1 );   # exclusive, unpredictable
+    my $errlog = $errlog_tmp->filename;
     open my $save_err, '>&', \*STDERR or die "dup STDERR: $!";
     open STDERR, '>', $errlog or die "$errlog: $!";
     my $ok = eval {

@@ -1,6 +1,7 @@
 # Fork safety: the parent holds a pooled connection; 4 children create and
 # read sessions; the parent keeps working; nobody sees another's results.
 use strict;
+use File::Temp ();
 use warnings;
 use Test::More;
 use lib 't/lib';
@@ -96,7 +97,8 @@ is( $pg->psql("SELECT count(*) FROM sessions WHERE a_session->>'v' LIKE 'child-%
     my @warn;
     local $SIG{__WARN__} = sub { push @warn, $_[0] };
     open my $save_err, '>&', \*STDERR or die "dup STDERR: $!";
-    my $errlog = "/tmp/asbp-fork-$$.log";
+    my $errlog_tmp = File::Temp->new( TEMPLATE => 'asbp-fork-XXXXXXXX', TMPDIR => 1 );   # exclusive, unpredictable
+    my $errlog = $errlog_tmp->filename;
     open STDERR, '>', $errlog or die "$errlog: $!";
     STDERR->autoflush(1);
 

@@ -10,6 +10,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
+use Fd2Capture;
 use FakePatroni;
 use PgServer;
 use Time::HiRes ();
@@ -18,26 +19,11 @@ use Apache::Session::Browseable::Patroni;
 my $C   = 'Apache::Session::Browseable::Patroni';
 my $PFX = quotemeta($C) . "\\[$$\\] ";    # the prefix of a line
 
-# fd 2 goes to a file for the whole test (as t/82 does): whatever the C
-# side printed there directly would land in it.  Test::More's own
+# fd 2 goes to a private file for the whole test (as in t/82): whatever
+# the C side printed there directly would land in it.  Test::More's own
 # diagnostics keep the real STDERR.
-open my $real_err, '>&', \*STDERR or die "dup STDERR: $!";
-Test::More->builder->failure_output($real_err);
-Test::More->builder->todo_output($real_err);
-my $log = "/tmp/asbp-messages-$$.log";
-open STDERR, '>', $log or die "$log: $!";
-STDERR->autoflush(1);
-END { unlink $log if $log }
-
-my $log_pos = 0;
-sub new_fd2 {
-    open my $fh, '<', $log or return '';
-    seek $fh, $log_pos, 0;
-    local $/;
-    my $t = <$fh> // '';
-    $log_pos += length $t;
-    return $t;
-}
+my $fd2 = Fd2Capture->start;
+sub new_fd2 { $fd2->new_text }
 
 my @w;
 $SIG{__WARN__} = sub { push @w, $_[0] };

@@ -7,6 +7,7 @@
 # fake Patroni API (t/lib/FakePatroni.pm) that counts the requests: the
 # DataSource works, so the API is asked only on a failover.
 use strict;
+use File::Temp ();
 use warnings;
 use Test::More;
 use lib 't/lib';
@@ -24,7 +25,8 @@ my $pg = PgServer->start_or_skip;
 my $C  = 'Apache::Session::Browseable::Patroni';
 
 # STDERR is where the module's messages go: capture them per step.
-my $log = "/tmp/asbp-economy-$$.log";
+my $log_tmp = File::Temp->new( TEMPLATE => 'asbp-economy-XXXXXXXX', TMPDIR => 1 );   # exclusive, unpredictable
+my $log = $log_tmp->filename;
 open my $save_err, '>&', \*STDERR or die;
 sub capture_start { open STDERR, '>', $log or die }
 sub capture_end {
@@ -144,8 +146,8 @@ sub reset_relay {
     my ($target) = @_;
     my $lsn = IO::Socket::INET->new( LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16,
         ReuseAddr => 1 ) or die "relay: $!";
-    my $flag = "/tmp/asbp-economy-relay-$$";
-    unlink $flag;
+    my $flag = File::Temp::tempdir( 'asbp-economy-relay-XXXXXXXX', TMPDIR => 1, CLEANUP => 1 )
+      . '/reset';    # a private directory: nobody else can plant the flag
     my $parent = $$;
     my $pid = fork // die;
     if ( !$pid ) {

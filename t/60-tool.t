@@ -243,7 +243,8 @@ like( $out, qr/^EXIT STATUS/m, '--man: with the exit codes' );
 }
 
 # Options from a file (JSON and a Perl hash as LL::NG shows them).
-my $f = "/tmp/asbp-tool-$$.conf";
+my $f_tmp = File::Temp->new( TEMPLATE => 'asbp-tool-XXXXXXXX', TMPDIR => 1 );   # exclusive, unpredictable
+my $f = $f_tmp->filename;
 open my $fh, '>', $f or die;
 printf $fh "{ DataSource => '%s', UserName => 'llng', PatroniUrl => '%s' }\n", $pg->dsn, $api->url;
 close $fh;

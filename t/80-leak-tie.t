@@ -22,6 +22,7 @@
 # Under AddressSanitizer or valgrind (tools/sanitize, tools/valgrind) RSS
 # means nothing: the loop runs shorter, for the tool's own checks.
 use strict;
+use File::Temp ();
 use warnings;
 use Test::More;
 use lib 't/lib';
@@ -139,7 +140,8 @@ sub cycle {
 
 # The module logs on STDERR: in a healthy run it has nothing to say.
 open my $save_err, '>&', \*STDERR or die "dup STDERR: $!";
-my $errlog = "/tmp/asbp-leak-tie-$$.log";
+my $errlog_tmp = File::Temp->new( TEMPLATE => 'asbp-leak-tie-XXXXXXXX', TMPDIR => 1 );   # exclusive, unpredictable
+my $errlog = $errlog_tmp->filename;
 open STDERR, '>', $errlog or die "$errlog: $!";
 END { unlink $errlog if $errlog }
 

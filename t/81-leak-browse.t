@@ -9,6 +9,7 @@
 # t/80-leak-tie.t (1 MB over 9,000 measured cycles; a lost decoded
 # session, PGresult or error record per search would exceed it).
 use strict;
+use File::Temp ();
 use warnings;
 use Test::More;
 use lib 't/lib';
@@ -129,7 +130,8 @@ sub cycle {
 
 # The module logs failures on STDERR: keep the test output readable.
 open my $save_err, '>&', \*STDERR or die;
-my $log = "/tmp/asbp-leak-browse-$$.log";
+my $log_tmp = File::Temp->new( TEMPLATE => 'asbp-leak-browse-XXXXXXXX', TMPDIR => 1 );   # exclusive, unpredictable
+my $log = $log_tmp->filename;
 open STDERR, '>', $log or die "$log: $!";
 END { unlink $log if $log }
 

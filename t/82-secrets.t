@@ -8,9 +8,11 @@
 # Basic authorization value.  The same with ASBP_TRACE=1 (connection
 # labels, Patroni URLs and SQL in the trace), in a child perl.
 use strict;
+use File::Temp ();
 use warnings;
 use Test::More;
 use lib 't/lib';
+use Fd2Capture;
 use PgServer;
 use FakePatroni;
 use TestCA ();
@@ -57,27 +59,11 @@ push @forbidden, MIME::Base64::encode_base64( "$API_USER:$API_PW", '' ),
 my %seen;
 @forbidden = grep { !$seen{$_}++ } @forbidden;
 
-# STDERR (fd 2) goes to a file for the whole test; Test::More's own
-# diagnostics keep the real one.
-open my $real_err, '>&', \*STDERR or die "dup STDERR: $!";
-Test::More->builder->failure_output($real_err);
-Test::More->builder->todo_output($real_err);
-my $log = "/tmp/asbp-secrets-$$.log";
-open STDERR, '>', $log or die "$log: $!";
-STDERR->autoflush(1);
-END { unlink $log if $log }
+# STDERR (fd 2) to a private file for the whole test; Test::More keeps the real one.
+my $fd2 = Fd2Capture->start;
 my @warnings;
 $SIG{__WARN__} = sub { push @warnings, $_[0]; print STDERR "WARN: $_[0]" };
-
-my $log_pos = 0;
-sub new_log {
-    open my $fh, '<', $log or return '';
-    seek $fh, $log_pos, 0;
-    local $/;
-    my $t = <$fh> // '';
-    $log_pos += length $t;
-    return $t;
-}
+sub new_log { $fd2->new_text }
 
 my $all = '';
 my $n_paths = 0;
@@ -303,7 +289,8 @@ scenario( 'searchOn: wrong password', qr/password authentication failed/,
           'no writable leader within FailoverTimeout' ],
         [ 'purge', 'purge', { %base }, 'ok' ],
     );
-    my $script = "/tmp/asbp-secrets-trace-$$.pl";
+    my $script_tmp = File::Temp->new( TEMPLATE => 'asbp-secrets-trace-XXXXXXXX', SUFFIX => '.pl', TMPDIR => 1 );
+    my $script = $script_tmp->filename;
     open my $fh, '>', $script or die "$script: $!";
     print $fh <<'CHILD';
 use strict; use warnings; use JSON::PP (); use Apache::Session::Browseable::Patroni;
@@ -360,7 +347,8 @@ ok( !@found, "no secret anywhere in $n_paths error paths (" . length($all) . " b
   or diag("found: @found");
 cmp_ok( $n_paths, '>=', 40, 'every error path ran' );
 if ( $ENV{ASBP_KEEP_LOGS} ) {
-    my $f = "/tmp/asbp-secrets-output-$$.txt";
+    my $keep = File::Temp->new( TEMPLATE => 'asbp-secrets-output-XXXXXXXX', SUFFIX => '.txt', TMPDIR => 1, UNLINK => 0 );
+    my $f = $keep->filename;
     open my $fh, '>', $f or die "$f: $!";
     print $fh $all;
     diag("all output kept in $f");

@@ -14,6 +14,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
+use Fd2Capture;
 use FakePatroni;
 use PgServer ();
 use Apache::Session::Browseable::Patroni;
@@ -47,26 +48,11 @@ my $ds   = "dbi:Pg:dbname=sessions;host=127.0.0.1;port=$dead";
 my %base = ( DataSource => $ds, UserName => 'llng', FailoverTimeout => 0.5, ConnectTimeout => 0.5,
     PatroniTimeout => 0.5 );
 
-# STDERR (fd 2) to a file for the whole test; Test::More keeps the real one.
-open my $real_err, '>&', \*STDERR or die "dup STDERR: $!";
-Test::More->builder->failure_output($real_err);
-Test::More->builder->todo_output($real_err);
-my $log = "/tmp/asbp-secrets-input-$$.log";
-open STDERR, '>', $log or die "$log: $!";
-STDERR->autoflush(1);
-END { unlink $log if $log }
+# STDERR (fd 2) to a private file for the whole test; Test::More keeps the real one.
+my $fd2 = Fd2Capture->start;
 my @warnings;
 $SIG{__WARN__} = sub { push @warnings, $_[0]; print STDERR "WARN: $_[0]" };
-
-my $log_pos = 0;
-sub new_log {
-    open my $fh, '<', $log or return '';
-    seek $fh, $log_pos, 0;
-    local $/;
-    my $t = <$fh> // '';
-    $log_pos += length $t;
-    return $t;
-}
+sub new_log { $fd2->new_text }
 
 my $all = '';
 my $n_paths = 0;

@@ -9,6 +9,7 @@ package LLNGSession;
 #       %o as for data(); returns the seconds it took
 
 use strict;
+use File::Temp ();
 use warnings;
 use JSON::XS ();
 use Time::HiRes ();
@@ -41,7 +42,8 @@ sub fill {
     my ( $pg, $first, $last, %o ) = @_;
     my $t0   = Time::HiRes::time();
     my $json = JSON::XS->new->canonical;
-    my $f    = "/tmp/asbp-llng-fill-$$.sql";
+    my $f_tmp = File::Temp->new( TEMPLATE => 'asbp-llng-fill-XXXXXXXX', TMPDIR => 1 );   # exclusive, unpredictable
+    my $f = $f_tmp->filename;
     open my $fh, '>', $f or die "$f: $!";
     print $fh "COPY sessions (id, a_session) FROM STDIN;\n";
     for my $n ( $first .. $last ) {
